@@ -1,0 +1,87 @@
+"""The build phase: configure, build and install a package into its staging DESTDIR.
+
+Commands come from the recipe as argv lists whose items are jinja2 templates; they are rendered with the
+variables of BuildContext and run without a shell, so no value is ever spliced into a shell string.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from . import hosttools
+from .errors import RecipeError
+from .layout import PREFIX, Layout
+from .recipe import Recipe
+from .runlog import run
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+
+@dataclass
+class DepInfo:
+    name: str
+    stage: str  # the dependency's DESTDIR
+    prefix: str  # stage + PREFIX: where its include/ and lib/ are
+
+
+@dataclass
+class BuildContext:
+    wrksrc: Path
+    destdir: Path
+    log_dir: Path
+    jobs: int = 2
+    verbose: bool = False
+    prefix: str = PREFIX
+    deps: dict[str, DepInfo] = field(default_factory=dict)
+
+    @classmethod
+    def for_recipe(cls, recipe: Recipe, layout: Layout, jobs: int = 2, verbose: bool = False) -> BuildContext:
+        deps = {d: DepInfo(d, str(layout.stage(d)), str(layout.stage_prefix(d))) for d in recipe.depends}
+        return cls(wrksrc=layout.srcdir(recipe.name) / recipe.wrksrc, destdir=layout.stage(recipe.name),
+                   log_dir=layout.logs(recipe.name), jobs=jobs, verbose=verbose, deps=deps)
+
+    def variables(self) -> dict[str, object]:
+        return {"prefix": self.prefix, "destdir": str(self.destdir), "stage_prefix": str(self.stage_prefix),
+                "wrksrc": str(self.wrksrc), "jobs": self.jobs, "deps": self.deps}
+
+    @property
+    def stage_prefix(self) -> Path:
+        return self.destdir / self.prefix.lstrip("/")
+
+
+def render(recipe: Recipe, template: str, variables: dict[str, object]) -> str:
+    try:
+        return _ENV.from_string(template).render(**variables)
+    except jinja2.TemplateError as e:
+        raise RecipeError(f"{recipe.toml_path}: cannot render {template!r}: {e}") from None
+
+
+def render_argv(recipe: Recipe, argv: list[str], variables: dict[str, object]) -> list[str]:
+    return [render(recipe, a, variables) for a in argv]
+
+
+def build(recipe: Recipe, ctx: BuildContext) -> None:
+    """configure -> build -> install into a fresh stage -> smoke checks; a log per step."""
+    hosttools.require(*recipe.tools)
+    if ctx.destdir.exists():
+        shutil.rmtree(ctx.destdir)
+    ctx.destdir.mkdir(parents=True)
+    variables = ctx.variables()
+    env = {k: render(recipe, v, variables) for k, v in recipe.env.items()}
+    for step in ("configure", "build", "install", "smoke"):
+        for argv in getattr(recipe, step):
+            run(render_argv(recipe, argv, variables), log=ctx.log_dir / f"{step}.log", cwd=ctx.wrksrc,
+                env=env, what=f"{recipe.name} {step}", verbose=ctx.verbose)
+    _check_stage_contained(recipe, ctx)
+
+
+def _check_stage_contained(recipe: Recipe, ctx: BuildContext) -> None:
+    """Everything the install wrote must be under PREFIX inside the stage (nothing else gets packaged)."""
+    stray = [p for p in ctx.destdir.iterdir() if p.name != ctx.prefix.lstrip("/").split("/")[0]]
+    if stray:
+        raise RecipeError(f"{recipe.name}: install wrote outside {ctx.prefix} in the stage: "
+                          f"{', '.join(str(p) for p in stray)}")

@@ -1,0 +1,104 @@
+"""Error classes and the exit codes they map to.
+
+Every error the driver raises on purpose is a BuildError: its message says what went wrong and, where
+there is one, what to do next. The CLI prints it and exits with the class's code (documented in README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BuildError(Exception):
+    """Base class: a user-facing failure with an exit code."""
+
+    exit_code = 1
+
+
+class UsageError(BuildError):
+    """Bad command line: unknown package, unknown kernel profile, conflicting options."""
+
+    exit_code = 2
+
+
+class RecipeError(BuildError):
+    """A recipe or distinfo file is malformed (names the file and the key)."""
+
+    exit_code = 3
+
+
+class ChecksumError(BuildError):
+    """A file's size or hash does not match distinfo, or distinfo has no entry for it."""
+
+    exit_code = 4
+
+
+class FetchError(BuildError):
+    """No mirror delivered a distfile that verifies."""
+
+    exit_code = 5
+
+
+class PatchError(BuildError):
+    """A patch does not apply (names patch, file and hunk)."""
+
+    exit_code = 6
+
+
+class HostToolError(BuildError):
+    """A program the build needs is missing from the host (names the Debian package)."""
+
+    exit_code = 7
+
+
+class PhaseError(BuildError):
+    """A command of a phase failed: carries the command, the log tail and the log path."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, *, command: list[str] | None = None, log: Path | None = None,
+                 tail: str = ""):
+        self.command = command
+        self.log = log
+        self.tail = tail
+        parts = [message]
+        if command:
+            parts.append("command: " + " ".join(_quote(a) for a in command))
+        if tail:
+            parts.append("last lines of the log:\n" + tail.rstrip())
+        if log:
+            parts.append(f"full log: {log}")
+        super().__init__("\n".join(parts))
+
+
+class KernelError(BuildError):
+    """A kernel profile cannot be satisfied: missing sources, version mismatch, vermagic mismatch."""
+
+    exit_code = 9
+
+
+class TestFailure(BuildError):
+    """A VM scenario failed (the product is wrong)."""
+
+    exit_code = 10
+
+
+class HarnessError(BuildError):
+    """The VM harness itself broke (QEMU did not start, console lost): not a verdict on the product."""
+
+    exit_code = 11
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+EXIT_CODES: list[tuple[int, str]] = [
+    (0, "success"),
+    (1, "unexpected internal error"),
+    *[(cls.exit_code, cls.__doc__.splitlines()[0]) for cls in (
+        UsageError, RecipeError, ChecksumError, FetchError, PatchError, HostToolError, PhaseError,
+        KernelError, TestFailure, HarnessError)],
+]

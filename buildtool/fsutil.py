@@ -1,0 +1,48 @@
+"""Small file-system helpers shared by every phase: atomic writes and hashing."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `dest`; rename it over `dest` only if the block succeeds."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_if_changed(dest: Path, text: str, mode: int | None = None) -> bool:
+    """Write `text` to `dest` atomically unless it already holds exactly that; return True if written."""
+    if dest.exists() and dest.read_text() == text:
+        return False
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text)
+        if mode is not None:
+            tmp.chmod(mode)
+    return True
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file's bytes (algorithm as hashlib names it)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def text_digest(data: bytes | str, algorithm: str = "sha256") -> str:
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.new(algorithm, data).hexdigest()

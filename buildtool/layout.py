@@ -1,0 +1,67 @@
+"""Where things live: the repository (recipes, patches), the work tree, the caches, the package output."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PREFIX = "/usr/pkg"  # pkgsrc's default LOCALBASE; packages are relative to it (@cwd)
+
+
+def default_cache() -> Path:
+    base = os.environ.get("BUILDTOOL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "buildtool")
+    return Path(base)
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the nearest directory above `start` that holds patches/ and a ppp-mppe recipe."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "ppp-mppe" / "recipe.toml").exists() and (d / "patches").is_dir():
+            return d
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+    work: Path
+    cache: Path
+    packages: Path
+
+    @classmethod
+    def default(cls, root: Path | None = None, work: Path | None = None, cache: Path | None = None,
+                packages: Path | None = None) -> Layout:
+        root = root or find_root()
+        return cls(root=root, work=work or root / "work", cache=cache or default_cache(),
+                   packages=packages or root / "packages")
+
+    @property
+    def distdir(self) -> Path:
+        return self.cache / "distfiles"
+
+    @property
+    def packages_all(self) -> Path:
+        return self.packages / "All"
+
+    def pkg_work(self, name: str) -> Path:
+        return self.work / name
+
+    def logs(self, name: str) -> Path:
+        return self.pkg_work(name) / "logs"
+
+    def stamps(self, name: str) -> Path:
+        return self.pkg_work(name) / ".stamps"
+
+    def srcdir(self, name: str) -> Path:
+        """Where a package's distfiles are extracted (WRKDIR)."""
+        return self.pkg_work(name) / "src"
+
+    def stage(self, name: str) -> Path:
+        """DESTDIR of a package's install step; files land under stage + PREFIX."""
+        return self.pkg_work(name) / "stage"
+
+    def stage_prefix(self, name: str) -> Path:
+        return self.stage(name) / PREFIX.lstrip("/")

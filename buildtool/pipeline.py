@@ -1,0 +1,206 @@
+"""The run: recipe -> fetch -> extract -> patch -> build -> kmod -> package, per package, with stamps.
+
+This module only sequences phases and decides what is up to date; each phase lives in its own module and
+takes plain values. A phase's stamp is written only after it succeeded, so a run killed at any point
+resumes at the first phase whose stamp is missing or stale.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import build as build_phase
+from . import extract as extract_phase
+from . import fetch as fetch_phase
+from . import package as package_phase
+from . import patch as patch_phase
+from .distinfo import Distinfo, read_distinfo
+from .layout import Layout
+from .recipe import Recipe
+from .runlog import Summary
+from .state import Stamps, phase_key
+
+PHASES = ("fetch", "extract", "patch", "build", "kmod", "package")
+
+
+@dataclass
+class Options:
+    jobs: int = 2
+    dry_run: bool = False
+    verbose: bool = False
+    offline: bool = False
+    progress: bool | None = None  # None: a bar on a terminal, plain lines otherwise
+    kernel: str = "linux-6.1"  # kernel profile name, or "none" for userland only
+    kernel_options: dict = field(default_factory=dict)  # --sysdir, --kernel-dir, --kernel-source, --host
+    through: str = "package"  # last phase to run
+
+
+@dataclass
+class Context:
+    """Everything one run shares: where things are, what was asked, what happened."""
+
+    layout: Layout
+    options: Options
+    summary: Summary = field(default_factory=Summary)
+    keys: dict[tuple[str, str], str] = field(default_factory=dict)  # (package, phase) -> key this run
+    out: object = sys.stderr
+    kernel_target: object | None = None  # resolved once per run (kmod.KernelTarget)
+
+
+def toolchain_id() -> str:
+    """The compiler identity that build keys depend on (a gcc upgrade rebuilds)."""
+    try:
+        return subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def _wanted(phase: str, options: Options) -> bool:
+    return PHASES.index(phase) <= PHASES.index(options.through)
+
+
+def _has_kmod(recipe: Recipe, options: Options) -> bool:
+    return bool(recipe.kernel_patches) and options.kernel != "none"
+
+
+class PackageRun:
+    """The phases of one package."""
+
+    def __init__(self, ctx: Context, recipe: Recipe):
+        self.ctx = ctx
+        self.recipe = recipe
+        self.layout = ctx.layout
+        self.stamps = Stamps(ctx.layout.stamps(recipe.name))
+        self.logs = ctx.layout.logs(recipe.name)
+        self._distinfo: Distinfo | None = None
+
+    @property
+    def distinfo(self) -> Distinfo:
+        if self._distinfo is None:
+            self._distinfo = read_distinfo(self.recipe.distinfo_path)
+        return self._distinfo
+
+    def source_patches(self) -> list[Path]:
+        return patch_phase.series(self.recipe.patch_dir(self.layout.root), exclude=self.recipe.kernel_patches)
+
+    def _step(self, phase: str, key: str, action, output: Path | None = None) -> bool:
+        """Run `action` unless the stamp for `phase` matches `key` (and its output exists)."""
+        name = self.recipe.name
+        self.ctx.keys[(name, phase)] = key
+        with self.ctx.summary.phase(name, phase, out=self.ctx.out) as rec:
+            current = self.stamps.is_current(phase, key) and (output is None or output.exists())
+            if current:
+                rec.outcome = "skipped"
+                return False
+            if self.ctx.options.dry_run:
+                rec.outcome = "dry-run"
+                print(f"would run: {name} {phase}", file=self.ctx.out)
+                return True
+            self.stamps.clear(phase)
+            action()
+            self.stamps.mark_done(phase, key)
+            return True
+
+    def run(self) -> None:
+        opts = self.ctx.options
+        info = self.distinfo
+        sums = {d.name: info.distfile(d.name).hashes for d in self.recipe.distfiles}
+        k_fetch = phase_key("", distfiles=sums)
+        self._step("fetch", k_fetch, self.fetch)
+        if not _wanted("extract", opts):
+            return
+        k_extract = phase_key(k_fetch, wrksrc=self.recipe.wrksrc)
+        extracted = self._step("extract", k_extract, self.extract)
+        if not _wanted("patch", opts):
+            return
+        patches = self.source_patches()
+        k_patch = phase_key(k_extract, patches={p.name: info.patch_sum(p.name) for p in patches})
+        if not self.stamps.is_current("patch", k_patch) and not extracted and not opts.dry_run:
+            # a half-applied or outdated series: start again from pristine sources
+            self.stamps.clear("extract")
+            self._step("extract", k_extract, self.extract)
+        self._step("patch", k_patch, lambda: self.patch(patches))
+        if not _wanted("build", opts):
+            return
+        dep_keys = {d: self.ctx.keys.get((d, "build"), "") for d in self.recipe.depends}
+        k_build = phase_key(k_patch, build=[self.recipe.env, self.recipe.configure, self.recipe.build,
+                                            self.recipe.install, self.recipe.smoke],
+                            deps=dep_keys, toolchain=toolchain_id())
+        self._step("build", k_build, self.build)
+        last = k_build
+        if _has_kmod(self.recipe, opts) and _wanted("kmod", opts):
+            last = self.run_kmod(k_build)
+        if not _wanted("package", opts) or not self.recipe.packaged:
+            return
+        plist_text = self.recipe.plist_path.read_text() if self.recipe.plist_path.exists() else ""
+        k_package = phase_key(last, plist=plist_text, meta=[self.recipe.comment, self.recipe.description,
+                                                           self.recipe.plist_modes, self.recipe.message],
+                              kmod=_has_kmod(self.recipe, opts))
+        output = self.layout.packages_all / f"{self.recipe.pkgname}.tgz"
+        self._step("package", k_package, self.package, output=output)
+
+    # --- the phases -------------------------------------------------------------------------------
+    def fetch(self) -> None:
+        for d in self.recipe.distfiles:
+            fetch_phase.fetch_distfile(
+                d, self.distinfo.distfile(d.name), self.layout.distdir,
+                fetch_phase.FetchOptions(offline=self.ctx.options.offline, progress=self.ctx.options.progress,
+                                         apt_dir=self.layout.cache / "apt"),
+                log=self.logs / "fetch.log")
+
+    def extract(self) -> None:
+        src = self.layout.srcdir(self.recipe.name)
+        if src.exists():
+            shutil.rmtree(src)
+        for d in self.recipe.distfiles:
+            extract_phase.extract(self.layout.distdir / d.name, src)
+        if not (src / self.recipe.wrksrc).is_dir():
+            from .errors import RecipeError
+            raise RecipeError(f"{self.recipe.toml_path}: key 'build.wrksrc' is {self.recipe.wrksrc!r} but the "
+                              f"distfiles extracted to: {', '.join(sorted(p.name for p in src.iterdir()))}")
+
+    def patch(self, patches: list[Path]) -> None:
+        tree = self.layout.srcdir(self.recipe.name) / self.recipe.wrksrc
+        applied = patch_phase.apply_series(patches, self.distinfo, tree, log=self.logs / "patch.log")
+        (self.layout.pkg_work(self.recipe.name) / "applied-patches").write_text(
+            "".join(f"{name}\n" for name in applied))
+
+    def build(self) -> None:
+        build_phase.build(self.recipe, build_phase.BuildContext.for_recipe(
+            self.recipe, self.layout, jobs=self.ctx.options.jobs, verbose=self.ctx.options.verbose))
+
+    def run_kmod(self, k_build: str) -> str:
+        from . import kmod
+
+        if self.ctx.kernel_target is None:
+            self.ctx.kernel_target = kmod.resolve_target(
+                self.ctx.options.kernel, self.layout, self.ctx.options.kernel_options,
+                offline=self.ctx.options.offline, log=self.logs / "kmod.log")
+        target = self.ctx.kernel_target
+        kpatches = patch_phase.series(self.recipe.patch_dir(self.layout.root), include=self.recipe.kernel_patches)
+        k_kmod = phase_key(k_build, target=target.manifest(),
+                           patches={p.name: self.distinfo.patch_sum(p.name) for p in kpatches})
+        self._step("kmod", k_kmod, lambda: kmod.build_modules(
+            target, self.recipe, kpatches, self.distinfo, self.layout, jobs=self.ctx.options.jobs,
+            log_dir=self.logs))
+        return k_kmod
+
+    def package(self) -> None:
+        kmod_vars = {}
+        if _has_kmod(self.recipe, self.ctx.options) and self.ctx.kernel_target is not None:
+            kmod_vars = self.ctx.kernel_target.plist_vars()
+        package_phase.make_package(
+            self.recipe, self.layout.stage_prefix(self.recipe.name), self.layout.packages_all,
+            plist_vars={**self.recipe.plist_vars, **kmod_vars},
+            plist_options={"kmod": _has_kmod(self.recipe, self.ctx.options)},
+            build_info=package_phase.default_build_info(self.recipe, self.ctx.options.kernel))
+
+
+def run(ctx: Context, recipes: list[Recipe]) -> None:
+    """Run every selected package through the wanted phases, dependencies first."""
+    for recipe in recipes:
+        PackageRun(ctx, recipe).run()

@@ -1,0 +1,240 @@
+"""Recipes: one directory per package with recipe.toml, distinfo, PLIST (and DESCR text in the TOML).
+
+The schema is one table (FIELDS): every key a recipe may hold, its type, whether it is required and what it
+means. Loading, validation and the error messages all come from that table, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import RecipeError, UsageError
+
+# Where recipes live, relative to the repository root. The two products sit at the top level; what they
+# depend on or are tested against sits under deps/.
+RECIPE_DIRS = (".", "deps")
+
+
+@dataclass(frozen=True)
+class Field:
+    section: str
+    key: str
+    type: type | tuple[type, ...]
+    required: bool
+    help: str
+    default: Any = None
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("package", "name", str, True, "package name (PKGNAME without version)"),
+    Field("package", "version", str, True, "upstream version"),
+    Field("package", "comment", str, True, "one-line summary (COMMENT)"),
+    Field("package", "description", str, True, "long description (DESCR)"),
+    Field("package", "homepage", str, True, "upstream home page (HOMEPAGE)"),
+    Field("package", "license", str, True, "pkgsrc license name(s) (LICENSE)"),
+    Field("package", "categories", list, False, "pkgsrc categories", ["net"]),
+    Field("package", "maintainer", str, False, "MAINTAINER", "pkgsrc-users@NetBSD.org"),
+    Field("package", "depends", list, False, "names of recipes built (and staged) before this one", []),
+    Field("package", "message", str, False, "text users must read after install (MESSAGE)", ""),
+    Field("package", "packaged", bool, False, "make a binary package of it (false: build-only dependency)",
+          True),
+    Field("distfile", "name", str, True, "distfile name as upstream publishes it"),
+    Field("distfile", "sites", list, True, "master sites in order (directory URLs ending in /)"),
+    Field("distfile", "debian", dict, False,
+          "Debian source archive mirror: {source, version, file} (file = the .orig tarball name)", None),
+    Field("build", "wrksrc", str, True, "directory the distfile extracts to (WRKSRC)"),
+    Field("build", "tools", list, False, "host programs the build runs (checked before building)", []),
+    Field("build", "env", dict, False, "environment for every build command (values are templates)", {}),
+    Field("build", "configure", list, False, "configure commands: a list of argv lists (templates)", []),
+    Field("build", "build", list, False, "build commands: a list of argv lists (templates)", []),
+    Field("build", "install", list, False, "install-into-stage commands: a list of argv lists", []),
+    Field("build", "smoke", list, False, "commands run against the stage after install to prove it works",
+          []),
+    Field("plist", "modes", dict, False, "file (relative to PREFIX) -> octal mode, e.g. secrets 0600", {}),
+    Field("plist", "vars", dict, False, "extra PLIST variables", {}),
+    Field("kmod", "profile_patches", str, False,
+          "glob of this package's patches applied to the kernel tree instead of the source tree", ""),
+)
+
+SECTIONS = {f.section for f in FIELDS}
+ARRAY_SECTIONS = {"distfile"}  # [[distfile]] is an array of tables
+
+
+@dataclass
+class DebianMirror:
+    source: str
+    version: str
+    file: str
+
+
+@dataclass
+class Distfile:
+    name: str
+    sites: list[str]
+    debian: DebianMirror | None = None
+
+
+@dataclass
+class Recipe:
+    name: str
+    version: str
+    comment: str
+    description: str
+    homepage: str
+    license: str
+    dir: Path
+    categories: list[str] = field(default_factory=list)
+    maintainer: str = ""
+    depends: list[str] = field(default_factory=list)
+    message: str = ""
+    packaged: bool = True
+    distfiles: list[Distfile] = field(default_factory=list)
+    wrksrc: str = ""
+    tools: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    configure: list[list[str]] = field(default_factory=list)
+    build: list[list[str]] = field(default_factory=list)
+    install: list[list[str]] = field(default_factory=list)
+    smoke: list[list[str]] = field(default_factory=list)
+    plist_modes: dict[str, str] = field(default_factory=dict)
+    plist_vars: dict[str, str] = field(default_factory=dict)
+    kernel_patches: str = ""
+
+    @property
+    def pkgname(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    @property
+    def toml_path(self) -> Path:
+        return self.dir / "recipe.toml"
+
+    @property
+    def distinfo_path(self) -> Path:
+        return self.dir / "distinfo"
+
+    @property
+    def plist_path(self) -> Path:
+        return self.dir / "PLIST"
+
+    def patch_dir(self, root: Path) -> Path:
+        return root / "patches" / self.name
+
+
+def _check_type(path: Path, where: str, value: Any, f: Field) -> Any:
+    if not isinstance(value, f.type):
+        want = f.type.__name__ if isinstance(f.type, type) else "/".join(t.__name__ for t in f.type)
+        raise RecipeError(f"{path}: key '{where}' must be a {want} ({f.help}), got {type(value).__name__}")
+    if f.type is list and f.key in ("configure", "build", "install", "smoke"):
+        for i, cmd in enumerate(value):
+            if not (isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd)):
+                raise RecipeError(f"{path}: key '{where}[{i}]' must be a non-empty list of strings (argv)")
+    return value
+
+
+def _section_values(path: Path, section: str, table: dict[str, Any]) -> dict[str, Any]:
+    """Validate one table against FIELDS: unknown keys and missing required keys are errors."""
+    known = {f.key: f for f in FIELDS if f.section == section}
+    for key in table:
+        if key not in known:
+            raise RecipeError(
+                f"{path}: unknown key '{section}.{key}' (known keys in [{section}]: {', '.join(sorted(known))})")
+    values = {}
+    for key, f in known.items():
+        if key in table:
+            values[key] = _check_type(path, f"{section}.{key}", table[key], f)
+        elif f.required:
+            raise RecipeError(f"{path}: missing required key '{section}.{key}' ({f.help})")
+        else:
+            values[key] = f.default.copy() if isinstance(f.default, list | dict) else f.default
+    return values
+
+
+def _debian_mirror(path: Path, raw: dict | None) -> DebianMirror | None:
+    if raw is None:
+        return None
+    keys = {"source", "version", "file"}
+    if set(raw) != keys:
+        raise RecipeError(f"{path}: key 'distfile.debian' needs exactly {sorted(keys)}, got {sorted(raw)}")
+    return DebianMirror(**raw)
+
+
+def load_recipe(recipe_dir: Path) -> Recipe:
+    path = recipe_dir / "recipe.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: recipe file is missing") from None
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML: {e}") from None
+    for section in data:
+        if section not in SECTIONS:
+            raise RecipeError(f"{path}: unknown section [{section}] (known: {', '.join(sorted(SECTIONS))})")
+    pkg = _section_values(path, "package", data.get("package", {}))
+    raw_distfiles = data.get("distfile", [])
+    if not isinstance(raw_distfiles, list) or not raw_distfiles:
+        raise RecipeError(f"{path}: missing required key 'distfile' (at least one [[distfile]] table)")
+    distfiles = []
+    for raw in raw_distfiles:
+        d = _section_values(path, "distfile", raw)
+        for site in d["sites"]:
+            if not (isinstance(site, str) and site.endswith("/")):
+                raise RecipeError(f"{path}: key 'distfile.sites' entries must be URLs ending in '/': {site!r}")
+        distfiles.append(Distfile(d["name"], d["sites"], _debian_mirror(path, d["debian"])))
+    build = _section_values(path, "build", data.get("build", {}))
+    plist = _section_values(path, "plist", data.get("plist", {}))
+    kmod = _section_values(path, "kmod", data.get("kmod", {}))
+    if pkg["name"] != recipe_dir.name:
+        raise RecipeError(f"{path}: key 'package.name' is {pkg['name']!r} but the directory is {recipe_dir.name!r}")
+    return Recipe(
+        name=pkg["name"], version=pkg["version"], comment=pkg["comment"], description=pkg["description"],
+        homepage=pkg["homepage"], license=pkg["license"], dir=recipe_dir, categories=pkg["categories"],
+        maintainer=pkg["maintainer"], depends=pkg["depends"], message=pkg["message"],
+        packaged=pkg["packaged"], distfiles=distfiles, wrksrc=build["wrksrc"], tools=build["tools"],
+        env=build["env"], configure=build["configure"], build=build["build"], install=build["install"],
+        smoke=build["smoke"], plist_modes=plist["modes"], plist_vars=plist["vars"],
+        kernel_patches=kmod["profile_patches"],
+    )
+
+
+def recipe_dirs(root: Path) -> dict[str, Path]:
+    """All recipe directories under the repository root, by package name."""
+    found = {}
+    for sub in RECIPE_DIRS:
+        base = root / sub
+        for toml in sorted(base.glob("*/recipe.toml")):
+            found[toml.parent.name] = toml.parent
+    return found
+
+
+def load_all(root: Path) -> dict[str, Recipe]:
+    return {name: load_recipe(d) for name, d in recipe_dirs(root).items()}
+
+
+def select(recipes: dict[str, Recipe], names: list[str]) -> list[Recipe]:
+    """The named recipes plus everything they depend on, in build order (dependencies first)."""
+    for n in names:
+        if n not in recipes:
+            raise UsageError(f"unknown package {n!r} (known: {', '.join(sorted(recipes))})")
+    wanted = names or sorted(recipes)
+    order: list[Recipe] = []
+    visiting: set[str] = set()
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if name not in recipes:
+            raise RecipeError(f"{recipes[chain[-1]].toml_path}: depends on unknown package {name!r}")
+        if any(r.name == name for r in order):
+            return
+        if name in visiting:
+            raise RecipeError(f"dependency cycle: {' -> '.join((*chain, name))}")
+        visiting.add(name)
+        for dep in recipes[name].depends:
+            visit(dep, (*chain, name))
+        visiting.discard(name)
+        order.append(recipes[name])
+
+    for n in wanted:
+        visit(n, ())
+    return order

@@ -89,6 +89,12 @@ class HarnessError(BuildError):
     exit_code = 11
 
 
+class ExtractError(BuildError):
+    """A distfile cannot be unpacked safely: unknown format, corrupt, or a member escaping the work tree."""
+
+    exit_code = 12
+
+
 def _quote(arg: str) -> str:
     import shlex
 
@@ -100,5 +106,5 @@ EXIT_CODES: list[tuple[int, str]] = [
     (1, "unexpected internal error"),
     *[(cls.exit_code, cls.__doc__.splitlines()[0]) for cls in (
         UsageError, RecipeError, ChecksumError, FetchError, PatchError, HostToolError, PhaseError,
-        KernelError, TestFailure, HarnessError)],
+        KernelError, TestFailure, HarnessError, ExtractError)],
 ]

@@ -16,10 +16,10 @@ def default_cache() -> Path:
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The repository root: the nearest directory above `start` that holds patches/ and a ppp-mppe recipe."""
+    """The repository root: the nearest directory above `start` holding patches/ and a */recipe.toml."""
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
-        if (d / "ppp-mppe" / "recipe.toml").exists() and (d / "patches").is_dir():
+        if (d / "patches").is_dir() and next(d.glob("*/recipe.toml"), None) is not None:
             return d
     return Path(__file__).resolve().parent.parent
 

@@ -160,8 +160,9 @@ class PackageRun:
             extract_phase.extract(self.layout.distdir / d.name, src)
         if not (src / self.recipe.wrksrc).is_dir():
             from .errors import RecipeError
-            raise RecipeError(f"{self.recipe.toml_path}: key 'build.wrksrc' is {self.recipe.wrksrc!r} but the "
-                              f"distfiles extracted to: {', '.join(sorted(p.name for p in src.iterdir()))}")
+
+            raise RecipeError(f"{self.recipe.toml_path}: key 'build.wrksrc' is {self.recipe.wrksrc!r} but "
+                              f"the distfiles extracted to: {', '.join(sorted(p.name for p in src.iterdir()))}")
 
     def patch(self, patches: list[Path]) -> None:
         tree = self.layout.srcdir(self.recipe.name) / self.recipe.wrksrc
@@ -181,7 +182,8 @@ class PackageRun:
                 self.ctx.options.kernel, self.layout, self.ctx.options.kernel_options,
                 offline=self.ctx.options.offline, log=self.logs / "kmod.log")
         target = self.ctx.kernel_target
-        kpatches = patch_phase.series(self.recipe.patch_dir(self.layout.root), include=self.recipe.kernel_patches)
+        kpatches = patch_phase.series(self.recipe.patch_dir(self.layout.root),
+                                      include=self.recipe.kernel_patches)
         k_kmod = phase_key(k_build, target=target.manifest(),
                            patches={p.name: self.distinfo.patch_sum(p.name) for p in kpatches})
         self._step("kmod", k_kmod, lambda: kmod.build_modules(

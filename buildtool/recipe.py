@@ -140,7 +140,8 @@ def _section_values(path: Path, section: str, table: dict[str, Any]) -> dict[str
     for key in table:
         if key not in known:
             raise RecipeError(
-                f"{path}: unknown key '{section}.{key}' (known keys in [{section}]: {', '.join(sorted(known))})")
+                f"{path}: unknown key '{section}.{key}' "
+                f"(known keys in [{section}]: {', '.join(sorted(known))})")
     values = {}
     for key, f in known.items():
         if key in table:
@@ -181,13 +182,15 @@ def load_recipe(recipe_dir: Path) -> Recipe:
         d = _section_values(path, "distfile", raw)
         for site in d["sites"]:
             if not (isinstance(site, str) and site.endswith("/")):
-                raise RecipeError(f"{path}: key 'distfile.sites' entries must be URLs ending in '/': {site!r}")
+                raise RecipeError(
+                    f"{path}: key 'distfile.sites' entries must be URLs ending in '/': {site!r}")
         distfiles.append(Distfile(d["name"], d["sites"], _debian_mirror(path, d["debian"])))
     build = _section_values(path, "build", data.get("build", {}))
     plist = _section_values(path, "plist", data.get("plist", {}))
     kmod = _section_values(path, "kmod", data.get("kmod", {}))
     if pkg["name"] != recipe_dir.name:
-        raise RecipeError(f"{path}: key 'package.name' is {pkg['name']!r} but the directory is {recipe_dir.name!r}")
+        raise RecipeError(
+            f"{path}: key 'package.name' is {pkg['name']!r} but the directory is {recipe_dir.name!r}")
     return Recipe(
         name=pkg["name"], version=pkg["version"], comment=pkg["comment"], description=pkg["description"],
         homepage=pkg["homepage"], license=pkg["license"], dir=recipe_dir, categories=pkg["categories"],

@@ -105,7 +105,8 @@ def run(cmd: list[str], *, log: Path, cwd: Path | None = None, env: Mapping[str,
                 rc = subprocess.call(cmd, cwd=cwd, env=full_env, stdout=f, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         except FileNotFoundError as e:
-            raise PhaseError(f"{what} failed: program not found: {e.filename}", command=cmd, log=log) from None
+            raise PhaseError(f"{what} failed: program not found: {e.filename}",
+                             command=cmd, log=log) from None
     if rc != 0 and check:
         raise PhaseError(f"{what} failed with exit status {rc}", command=cmd, log=log, tail=log_tail(log))
     return rc

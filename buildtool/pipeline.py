@@ -19,6 +19,7 @@ from . import fetch as fetch_phase
 from . import package as package_phase
 from . import patch as patch_phase
 from .distinfo import Distinfo, read_distinfo
+from .errors import RecipeError
 from .layout import Layout
 from .recipe import Recipe
 from .runlog import Summary
@@ -159,10 +160,9 @@ class PackageRun:
         for d in self.recipe.distfiles:
             extract_phase.extract(self.layout.distdir / d.name, src)
         if not (src / self.recipe.wrksrc).is_dir():
-            from .errors import RecipeError
-
+            found = ", ".join(sorted(p.name for p in src.iterdir()))
             raise RecipeError(f"{self.recipe.toml_path}: key 'build.wrksrc' is {self.recipe.wrksrc!r} but "
-                              f"the distfiles extracted to: {', '.join(sorted(p.name for p in src.iterdir()))}")
+                              f"the distfiles extracted to: {found}")
 
     def patch(self, patches: list[Path]) -> None:
         tree = self.layout.srcdir(self.recipe.name) / self.recipe.wrksrc

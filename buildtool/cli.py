@@ -29,7 +29,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
                    help="plain log lines instead of a progress bar")
     p.add_argument("--work", type=Path, help="work tree (default: ./work)")
-    p.add_argument("--packages", type=Path, help="package output directory (default: ./packages)")
+    p.add_argument("--packages", dest="packages_dir", type=Path,
+                   help="package output directory (default: ./packages)")
     _kernel_args(p)
 
 
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _layout(args: argparse.Namespace) -> Layout:
-    return Layout.default(work=getattr(args, "work", None), packages=getattr(args, "packages", None))
+    return Layout.default(work=getattr(args, "work", None), packages=getattr(args, "packages_dir", None))
 
 
 def _options(args: argparse.Namespace, through: str) -> pipeline.Options:

@@ -7,6 +7,7 @@ resumes at the first phase whose stamp is missing or stale.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from . import extract as extract_phase
 from . import fetch as fetch_phase
 from . import package as package_phase
 from . import patch as patch_phase
-from .distinfo import Distinfo, read_distinfo
+from .distinfo import Distinfo, patch_sha1, read_distinfo
 from .errors import RecipeError
 from .layout import Layout
 from .recipe import Recipe
@@ -48,8 +49,9 @@ class Context:
     options: Options
     summary: Summary = field(default_factory=Summary)
     keys: dict[tuple[str, str], str] = field(default_factory=dict)  # (package, phase) -> key this run
-    out: object = sys.stderr
+    out: object = None  # where progress lines go (None: the current sys.stderr)
     kernel_target: object | None = None  # resolved once per run (kmod.KernelTarget)
+    recipes: dict[str, Recipe] = field(default_factory=dict)  # this run's recipes by name (for @pkgdep)
 
 
 def toolchain_id() -> str:
@@ -99,7 +101,7 @@ class PackageRun:
                 return False
             if self.ctx.options.dry_run:
                 rec.outcome = "dry-run"
-                print(f"would run: {name} {phase}", file=self.ctx.out)
+                print(f"would run: {name} {phase}", file=self.ctx.out or sys.stderr)
                 return True
             self.stamps.clear(phase)
             action()
@@ -119,7 +121,9 @@ class PackageRun:
         if not _wanted("patch", opts):
             return
         patches = self.source_patches()
-        k_patch = phase_key(k_extract, patches={p.name: info.patch_sum(p.name) for p in patches})
+        # keyed by the files themselves: an edited patch reruns the phase, whose check against distinfo
+        # then refuses it until `makepatchsum` records the change
+        k_patch = phase_key(k_extract, patches={p.name: patch_sha1(p) for p in patches})
         if not self.stamps.is_current("patch", k_patch) and not extracted and not opts.dry_run:
             # a half-applied or outdated series: start again from pristine sources
             self.stamps.clear("extract")
@@ -137,10 +141,12 @@ class PackageRun:
             last = self.run_kmod(k_build)
         if not _wanted("package", opts) or not self.recipe.packaged:
             return
-        plist_text = self.recipe.plist_path.read_text() if self.recipe.plist_path.exists() else ""
+        plist_text = "".join(p.read_text() for p in sorted(self.recipe.dir.glob("PLIST*")))
         k_package = phase_key(last, plist=plist_text, meta=[self.recipe.comment, self.recipe.description,
                                                            self.recipe.plist_modes, self.recipe.message],
-                              kmod=_has_kmod(self.recipe, opts))
+                              kmod=_has_kmod(self.recipe, opts),
+                              deps=package_phase.pkgdeps(self.recipe, self.ctx.recipes),
+                              epoch=package_phase.source_date_epoch(os.environ))
         output = self.layout.packages_all / f"{self.recipe.pkgname}.tgz"
         self._step("package", k_package, self.package, output=output)
 
@@ -185,7 +191,7 @@ class PackageRun:
         kpatches = patch_phase.series(self.recipe.patch_dir(self.layout.root),
                                       include=self.recipe.kernel_patches)
         k_kmod = phase_key(k_build, target=target.manifest(),
-                           patches={p.name: self.distinfo.patch_sum(p.name) for p in kpatches})
+                           patches={p.name: patch_sha1(p) for p in kpatches})
         self._step("kmod", k_kmod, lambda: kmod.build_modules(
             target, self.recipe, kpatches, self.distinfo, self.layout, jobs=self.ctx.options.jobs,
             log_dir=self.logs))
@@ -199,10 +205,12 @@ class PackageRun:
             self.recipe, self.layout.stage_prefix(self.recipe.name), self.layout.packages_all,
             plist_vars={**self.recipe.plist_vars, **kmod_vars},
             plist_options={"kmod": _has_kmod(self.recipe, self.ctx.options)},
-            build_info=package_phase.default_build_info(self.recipe, self.ctx.options.kernel))
+            build_info=package_phase.default_build_info(self.recipe, self.ctx.options.kernel),
+            pkgdeps=package_phase.pkgdeps(self.recipe, self.ctx.recipes))
 
 
 def run(ctx: Context, recipes: list[Recipe]) -> None:
     """Run every selected package through the wanted phases, dependencies first."""
+    ctx.recipes.update({r.name: r for r in recipes})
     for recipe in recipes:
         PackageRun(ctx, recipe).run()

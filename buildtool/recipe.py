@@ -57,6 +57,21 @@ FIELDS: tuple[Field, ...] = (
     Field("plist", "vars", dict, False, "extra PLIST variables", {}),
     Field("kmod", "profile_patches", str, False,
           "glob of this package's patches applied to the kernel tree instead of the source tree", ""),
+    # What only the exported pkgsrc package directory needs (values are Makefile text, used as written).
+    Field("pkgsrc", "configure", str, False, "'gnu' (GNU_CONFIGURE), 'plain' (HAS_CONFIGURE) or 'none'",
+          "none"),
+    Field("pkgsrc", "configure_args", list, False, "CONFIGURE_ARGS", []),
+    Field("pkgsrc", "make_flags", list, False, "MAKE_FLAGS", []),
+    Field("pkgsrc", "install_make_flags", list, False, "INSTALL_MAKE_FLAGS", []),
+    Field("pkgsrc", "use_tools", list, False, "USE_TOOLS", []),
+    Field("pkgsrc", "buildlink3", list, False,
+          "pkgsrc paths whose buildlink3.mk is included, e.g. security/openssl", []),
+    Field("pkgsrc", "plist_subst", dict, False, "PLIST_SUBST: PLIST variable -> Makefile value", {}),
+    Field("pkgsrc", "options", list, False,
+          "options.mk: [[pkgsrc.options]] tables {name, default, configure_args, buildlink3, plist}", []),
+    Field("pkgsrc", "kmod", dict, False,
+          "kernel-module part: {option, sysdir = {OPSYS = dir}, check = {OPSYS = file under SYSDIR}, "
+          "copy = [kernel-tree files], build = {OPSYS = [commands]}, install = {OPSYS = [commands]}}", {}),
 )
 
 SECTIONS = {f.section for f in FIELDS}
@@ -102,6 +117,7 @@ class Recipe:
     plist_modes: dict[str, str] = field(default_factory=dict)
     plist_vars: dict[str, str] = field(default_factory=dict)
     kernel_patches: str = ""
+    pkgsrc: dict[str, Any] = field(default_factory=dict)  # [pkgsrc] values by key (see FIELDS)
 
     @property
     def pkgname(self) -> str:
@@ -188,6 +204,7 @@ def load_recipe(recipe_dir: Path) -> Recipe:
     build = _section_values(path, "build", data.get("build", {}))
     plist = _section_values(path, "plist", data.get("plist", {}))
     kmod = _section_values(path, "kmod", data.get("kmod", {}))
+    pkgsrc = _section_values(path, "pkgsrc", data.get("pkgsrc", {}))
     if pkg["name"] != recipe_dir.name:
         raise RecipeError(
             f"{path}: key 'package.name' is {pkg['name']!r} but the directory is {recipe_dir.name!r}")
@@ -198,7 +215,7 @@ def load_recipe(recipe_dir: Path) -> Recipe:
         packaged=pkg["packaged"], distfiles=distfiles, wrksrc=build["wrksrc"], tools=build["tools"],
         env=build["env"], configure=build["configure"], build=build["build"], install=build["install"],
         smoke=build["smoke"], plist_modes=plist["modes"], plist_vars=plist["vars"],
-        kernel_patches=kmod["profile_patches"],
+        kernel_patches=kmod["profile_patches"], pkgsrc=pkgsrc,
     )
 
 

@@ -35,7 +35,7 @@ class Summary:
     started: float = field(default_factory=time.monotonic)
 
     @contextlib.contextmanager
-    def phase(self, package: str, phase: str, out=sys.stderr) -> Iterator[PhaseRecord]:
+    def phase(self, package: str, phase: str, out=None) -> Iterator[PhaseRecord]:
         """Time one phase; the body may set record.outcome (default 'done')."""
         rec = PhaseRecord(package, phase, 0.0, "done")
         t0 = time.monotonic()
@@ -50,7 +50,8 @@ class Summary:
             rec.child_cpu = _children_cpu() - cpu0
             self.records.append(rec)
             if rec.outcome != "skipped":
-                print(f"==> {package}: {phase} {rec.outcome} in {rec.seconds:.1f}s", file=out, flush=True)
+                print(f"==> {package}: {phase} {rec.outcome} in {rec.seconds:.1f}s", file=out or sys.stderr,
+                      flush=True)
 
     def render(self) -> str:
         wall = time.monotonic() - self.started

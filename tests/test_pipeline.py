@@ -1,0 +1,213 @@
+"""The whole driver on a small synthetic repository: real tar, real patch, real cc, real packages.
+
+Two independent packages (hello, greet) with one patch each. Checks the promises of the state design:
+no-op reruns, a changed patch rebuilding only its package, a kill -9 mid-build resuming to the same
+packages, and the bad-input errors the CLI reports.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from buildtool.cli import main
+from buildtool.distinfo import distfile_sum, patch_sha1, write_distinfo
+
+HELLO_C = '#include <stdio.h>\nint main(void)\n{\n\tputs("{word}");\n\treturn 0;\n}\n'
+MAKEFILE = ("all: {name}\n{name}: {name}.c\n\t$(CC) -o {name} {name}.c\n"
+            "install:\n\tmkdir -p $(DESTDIR)$(PREFIX)/bin\n\tcp {name} $(DESTDIR)$(PREFIX)/bin/{name}\n")
+
+RECIPE = """
+[package]
+name = "{name}"
+version = "1.0"
+comment = "{name} test package"
+description = "A tiny package for the driver's own tests."
+homepage = "https://example.invalid/"
+license = "mit"
+
+[[distfile]]
+name = "{name}-1.0.tar.gz"
+sites = ["http://127.0.0.1:9/"]
+
+[build]
+wrksrc = "{name}-1.0"
+build = [
+  ["sh", "-c", "if [ -n \\"$BT_SLOW\\" ]; then touch \\"$BT_SLOW\\"; sleep 60; fi"],
+  ["make", "CC=cc"],
+]
+install = [["make", "install", "DESTDIR={{{{ destdir }}}}", "PREFIX={{{{ prefix }}}}"]]
+smoke = [["{{{{ stage_prefix }}}}/bin/{name}"]]
+"""
+
+PATCH = """$NetBSD$
+
+Make the greeting say where it was patched (test fixture).
+
+--- {name}.c.orig
++++ {name}.c
+@@ -1,6 +1,6 @@
+ #include <stdio.h>
+ int main(void)
+ {{
+-\tputs("{word}");
++\tputs("{word}, patched");
+ \treturn 0;
+ }}
+"""
+
+
+def make_tarball(path: Path, name: str, word: str) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
+        for member, text in ((f"{name}-1.0/{name}.c", HELLO_C.replace("{word}", word)),
+                             (f"{name}-1.0/Makefile", MAKEFILE.format(name=name))):
+            data = text.encode()
+            info = tarfile.TarInfo(member)
+            info.size, info.mtime, info.mode = len(data), 1_000_000_000, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    path.write_bytes(buf.getvalue())
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    root = tmp_path / "repo"
+    cache = tmp_path / "cache"
+    distdir = cache / "distfiles"
+    distdir.mkdir(parents=True)
+    for name, word in (("hello", "hello"), ("greet", "greetings")):
+        (root / name).mkdir(parents=True)
+        (root / name / "recipe.toml").write_text(RECIPE.format(name=name))
+        (root / name / "PLIST").write_text(f"@comment $NetBSD$\nbin/{name}\n")
+        pdir = root / "patches" / name
+        pdir.mkdir(parents=True)
+        (pdir / "patch-aa").write_text(PATCH.format(name=name, word=word))
+        make_tarball(distdir / f"{name}-1.0.tar.gz", name, word)
+        write_distinfo(root / name / "distinfo", [distfile_sum(distdir / f"{name}-1.0.tar.gz")],
+                       {"patch-aa": patch_sha1(pdir / "patch-aa")})
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("BUILDTOOL_CACHE", str(cache))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000000000")
+    monkeypatch.delenv("BT_SLOW", raising=False)
+    return root
+
+
+def bt(*args: str) -> int:
+    return main([*args, "--kernel", "none", "-j", "2", "--no-progress"])
+
+
+def stamp_times(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.glob("work/*/.stamps/*")}
+
+
+def test_build_package_then_noop(repo, capsys):
+    assert bt("package") == 0
+    pkgs = {p.name: p.read_bytes() for p in (repo / "packages" / "All").iterdir()}
+    assert set(pkgs) == {"hello-1.0.tgz", "greet-1.0.tgz"}
+    out = subprocess.run([str(repo / "work/hello/stage/usr/pkg/bin/hello")], capture_output=True, text=True)
+    assert out.stdout == "hello, patched\n"
+    assert (repo / "work/hello/applied-patches").read_text() == "patch-aa\n"
+    assert (repo / "work/hello/logs/build.log").exists()
+    before = stamp_times(repo)
+    capsys.readouterr()
+    assert bt("package") == 0
+    err = capsys.readouterr().err
+    assert "0 phases run" in err and "10 up to date" in err
+    assert stamp_times(repo) == before
+    assert {p.name: p.read_bytes() for p in (repo / "packages" / "All").iterdir()} == pkgs
+
+
+def test_changed_patch_rebuilds_only_that_package(repo, capsys):
+    assert bt("package") == 0
+    greet_pkg = (repo / "packages/All/greet-1.0.tgz").stat().st_mtime_ns
+    patch = repo / "patches/hello/patch-aa"
+    patch.write_text(patch.read_text().replace('"hello, patched"', '"hello, patched again"'))
+    # the distinfo still has the old SHA1: refused before anything is touched
+    capsys.readouterr()
+    assert bt("package") == 4
+    assert "SHA1 mismatch for patch patch-aa" in capsys.readouterr().err
+    assert main(["makepatchsum", "hello"]) == 0
+    capsys.readouterr()
+    assert bt("package") == 0
+    err = capsys.readouterr().err
+    assert "hello: patch done" in err and "hello: build done" in err and "hello: package done" in err
+    assert "greet: " not in err
+    assert (repo / "packages/All/greet-1.0.tgz").stat().st_mtime_ns == greet_pkg
+    out = subprocess.run([str(repo / "work/hello/stage/usr/pkg/bin/hello")], capture_output=True, text=True)
+    assert out.stdout == "hello, patched again\n"
+
+
+def test_kill_mid_build_resumes_to_identical_packages(repo, tmp_path, capsys):
+    marker = tmp_path / "build-started"
+    env = dict(os.environ, BT_SLOW=str(marker))
+    proc = subprocess.Popen([sys.executable, "-m", "buildtool", "package", "hello", "--kernel", "none",
+                             "--no-progress"], cwd=repo, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, "build ended before the kill"
+        assert time.monotonic() < deadline, "build step never started"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (repo / "packages/All/hello-1.0.tgz").exists()
+    assert not (repo / "work/hello/.stamps/build").exists()
+    capsys.readouterr()
+    assert bt("package", "hello") == 0
+    err = capsys.readouterr().err
+    assert "hello: fetch" not in err and "hello: extract" not in err and "hello: patch" not in err
+    assert "hello: build done" in err
+    resumed = (repo / "packages/All/hello-1.0.tgz").read_bytes()
+    # a clean run elsewhere gives the same bytes
+    assert main(["package", "hello", "--kernel", "none", "--work", str(tmp_path / "w2"),
+                 "--packages", str(tmp_path / "p2")]) == 0
+    assert (tmp_path / "p2/All/hello-1.0.tgz").read_bytes() == resumed
+
+
+def test_patch_missing_from_distinfo(repo, capsys):
+    (repo / "patches/hello/patch-ab").write_text("$NetBSD$\n\nunlisted\n\n--- hello.c.orig\n+++ hello.c\n")
+    assert bt("patch", "hello") == 4
+    assert "no SHA1 entry for patch patch-ab" in capsys.readouterr().err
+
+
+def test_patch_that_does_not_apply(repo, capsys):
+    patch = repo / "patches/hello/patch-aa"
+    patch.write_text(patch.read_text().replace("-\tputs(\"hello\");", "-\tputs(\"howdy\");"))
+    assert main(["makepatchsum", "hello"]) == 0
+    capsys.readouterr()
+    assert bt("patch", "hello") == 6
+    err = capsys.readouterr().err
+    assert "patch-aa" in err and "hello.c" in err and "1" in err
+
+
+def test_build_failure_names_command_tail_and_log(repo, capsys):
+    (repo / "hello/recipe.toml").write_text(
+        (repo / "hello/recipe.toml").read_text().replace('["make", "CC=cc"]', '["make", "CC=no-such-cc"]'))
+    assert bt("build", "hello") == 8
+    err = capsys.readouterr().err
+    assert "command: make CC=no-such-cc" in err
+    assert "no-such-cc" in err.split("last lines of the log:")[1]
+    assert str(repo / "work/hello/logs/build.log") in err
+
+
+def test_unknown_package_and_dry_run(repo, capsys):
+    assert bt("build", "nosuch") == 2
+    assert "unknown package 'nosuch'" in capsys.readouterr().err
+    assert bt("package", "--dry-run") == 0
+    err = capsys.readouterr().err
+    assert "would run: hello fetch" in err
+    assert not (repo / "work").exists() and not (repo / "packages").exists()
+
+
+def test_missing_distfile_offline(repo, tmp_path, capsys):
+    (tmp_path / "cache/distfiles/hello-1.0.tar.gz").unlink()
+    assert bt("fetch", "hello", "--offline") == 5
+    assert "hello-1.0.tar.gz" in capsys.readouterr().err

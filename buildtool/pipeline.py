@@ -90,12 +90,12 @@ class PackageRun:
     def source_patches(self) -> list[Path]:
         return patch_phase.series(self.recipe.patch_dir(self.layout.root), exclude=self.recipe.kernel_patches)
 
-    def _step(self, phase: str, key: str, action, output: Path | None = None) -> bool:
-        """Run `action` unless the stamp for `phase` matches `key` (and its output exists)."""
+    def _step(self, phase: str, key: str, action, outputs: tuple[Path, ...] = ()) -> bool:
+        """Run `action` unless the stamp for `phase` matches `key` and all its outputs exist."""
         name = self.recipe.name
         self.ctx.keys[(name, phase)] = key
         with self.ctx.summary.phase(name, phase, out=self.ctx.out) as rec:
-            current = self.stamps.is_current(phase, key) and (output is None or output.exists())
+            current = self.stamps.is_current(phase, key) and all(p.exists() for p in outputs)
             if current:
                 rec.outcome = "skipped"
                 return False
@@ -113,7 +113,8 @@ class PackageRun:
         info = self.distinfo
         sums = {d.name: info.distfile(d.name).hashes for d in self.recipe.distfiles}
         k_fetch = phase_key("", distfiles=sums)
-        self._step("fetch", k_fetch, self.fetch)
+        self._step("fetch", k_fetch, self.fetch,
+                   outputs=tuple(self.layout.distdir / d.name for d in self.recipe.distfiles))
         if not _wanted("extract", opts):
             return
         k_extract = phase_key(k_fetch, wrksrc=self.recipe.wrksrc)
@@ -148,7 +149,7 @@ class PackageRun:
                               deps=package_phase.pkgdeps(self.recipe, self.ctx.recipes),
                               epoch=package_phase.source_date_epoch(os.environ))
         output = self.layout.packages_all / f"{self.recipe.pkgname}.tgz"
-        self._step("package", k_package, self.package, output=output)
+        self._step("package", k_package, self.package, outputs=(output,))
 
     # --- the phases -------------------------------------------------------------------------------
     def fetch(self) -> None:

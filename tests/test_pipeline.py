@@ -211,3 +211,12 @@ def test_missing_distfile_offline(repo, tmp_path, capsys):
     (tmp_path / "cache/distfiles/hello-1.0.tar.gz").unlink()
     assert bt("fetch", "hello", "--offline") == 5
     assert "hello-1.0.tar.gz" in capsys.readouterr().err
+
+
+def test_deleted_distfile_is_fetched_again_despite_stamp(repo, tmp_path, capsys):
+    assert bt("fetch", "hello") == 0
+    (tmp_path / "cache/distfiles/hello-1.0.tar.gz").unlink()
+    capsys.readouterr()
+    # the stamp is current but the file is gone: fetch runs again (and fails here: no reachable mirror)
+    assert bt("fetch", "hello") == 5
+    assert "hello-1.0.tar.gz" in capsys.readouterr().err

@@ -1,0 +1,27 @@
+"""Fixtures shared by the integration tests: one real build of everything, done once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from buildtool import pipeline
+from buildtool.layout import Layout
+from buildtool.recipe import load_all, select
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def built_layout() -> Layout:
+    """The repository's own work tree and packages, built through `package` for the default kernel.
+
+    The same tree `make package` uses, so a developer's earlier build is reused (the stamps make this a
+    no-op when nothing changed) and the VM suite tests exactly the packages in packages/All/.
+    """
+    layout = Layout.default(root=ROOT)
+    ctx = pipeline.Context(layout=layout, options=pipeline.Options(jobs=os.cpu_count() or 2, progress=False))
+    pipeline.run(ctx, select(load_all(ROOT), []))
+    return layout

@@ -68,7 +68,8 @@ FIELDS: tuple[Field, ...] = (
           "pkgsrc paths whose buildlink3.mk is included, e.g. security/openssl", []),
     Field("pkgsrc", "plist_subst", dict, False, "PLIST_SUBST: PLIST variable -> Makefile value", {}),
     Field("pkgsrc", "options", list, False,
-          "options.mk: [[pkgsrc.options]] tables {name, default, configure_args, buildlink3, plist}", []),
+          "options.mk: [[pkgsrc.options]] tables {name, default, help, configure_args, configure_args_off, "
+          "buildlink3, plist (PLIST_VARS name)}", []),
     Field("pkgsrc", "kmod", dict, False,
           "kernel-module part: {option, sysdir = {OPSYS = dir}, check = {OPSYS = file under SYSDIR}, "
           "copy = [kernel-tree files], build = {OPSYS = [commands]}, install = {OPSYS = [commands]}}", {}),

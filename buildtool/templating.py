@@ -13,5 +13,5 @@ def template_env(subdir: str) -> jinja2.Environment:
         autoescape=False)
 
 
-def render(env: jinja2.Environment, name: str, **context: object) -> str:
-    return env.get_template(name).render(**context)
+def render(env: jinja2.Environment, template: str, /, **context: object) -> str:
+    return env.get_template(template).render(**context)

@@ -1,0 +1,300 @@
+"""Kernel profiles: the table, the errors, and the pure helpers of the Linux family (no network, no build)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from buildtool import kmod
+from buildtool.errors import KernelError, UsageError
+from buildtool.kernels import (
+    PROFILES,
+    describe_profiles,
+    get_profile,
+    get_profile_class,
+    linux,
+    profile_names,
+)
+from buildtool.kernels.linux import LinuxKernel
+from buildtool.kernels.netbsd import NetBSDKernel, parse_host, release_matches
+from buildtool.layout import Layout
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    return Layout(root=tmp_path / "repo", work=tmp_path / "work", cache=tmp_path / "cache",
+                  packages=tmp_path / "packages")
+
+
+def test_profile_table_names_are_unique_and_linux_61_is_there():
+    names = profile_names()
+    assert len(names) == len(set(names))
+    assert {"linux-6.1", "netbsd-1.4.1", "netbsd-10"} <= set(names)
+    assert get_profile("linux-6.1").modules == ("ppp_generic", "ppp_mppe")
+
+
+def test_each_profile_has_a_family_class():
+    assert get_profile_class("linux-6.1") is LinuxKernel
+    assert get_profile_class("netbsd-1.4.1") is NetBSDKernel
+    assert get_profile_class("netbsd-10") is NetBSDKernel
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(UsageError) as e:
+        get_profile_class("linux-5.10")
+    for name in profile_names():
+        assert name in str(e.value)
+    assert "'none'" in str(e.value)
+
+
+def test_cli_rejects_unknown_profile_with_exit_2(capsys):
+    from buildtool.cli import main
+
+    assert main(["build", "--kernel", "freebsd-14", "ppp-mppe"]) == 2
+    assert "netbsd-1.4.1" in capsys.readouterr().err
+
+
+def test_describe_lists_every_profile_and_what_it_needs():
+    text = describe_profiles()
+    for p in PROFILES:
+        assert f"{p.name}: {p.summary}" in text
+    assert "ppp_generic.ko, ppp_mppe.ko" in text
+    assert "linux-headers-<abi>-common" in text and "linux-kbuild-6.1" in text and "linux-source-6.1" in text
+    assert "--kernel-dir" in text and "--kernel-source" in text
+    assert "--sysdir" in text and "--host user@host" in text
+    assert "not yet" in text  # the NetBSD remote build is said to be missing, not hidden
+
+
+# --- NetBSD: the checks and their errors ------------------------------------------------------------------
+def netbsd(layout: Layout, name: str = "netbsd-1.4.1", **options) -> NetBSDKernel:
+    return NetBSDKernel(get_profile(name), layout, options, layout.work / "kmod.log")
+
+
+def test_netbsd_needs_sysdir_and_host(layout):
+    with pytest.raises(KernelError) as e:
+        netbsd(layout).resolve()
+    msg = str(e.value)
+    assert "netbsd-1.4.1 needs --sysdir /usr/src/sys (a NetBSD 1.4.1 kernel source tree)" in msg
+    assert "--host user@host" in msg
+
+
+def test_netbsd_needs_host_even_with_sysdir(layout, tmp_path):
+    with pytest.raises(KernelError) as e:
+        netbsd(layout, sysdir=tmp_path).resolve()
+    assert "--host user@host" in str(e.value) and "--sysdir" not in str(e.value).split("needs")[1]
+
+
+def test_netbsd_sysdir_checks_libkern_and_ppp_comp(layout, tmp_path):
+    sysdir = tmp_path / "sys"
+    (sysdir / "lib" / "libkern").mkdir(parents=True)
+    with pytest.raises(KernelError) as e:
+        netbsd(layout, sysdir=sysdir, host="me@box").resolve()
+    assert "lib/libkern/libkern.h" in str(e.value) and "net/ppp-comp.h" in str(e.value)
+    (sysdir / "lib" / "libkern" / "libkern.h").write_text("")
+    with pytest.raises(KernelError) as e:
+        netbsd(layout, sysdir=sysdir, host="me@box").resolve()
+    missing = str(e.value).split("missing")[1].split("(the historic")[0]
+    assert "net/ppp-comp.h" in missing and "libkern.h" not in missing
+
+
+def test_netbsd_with_everything_in_place_says_the_build_is_not_implemented(layout, tmp_path, monkeypatch):
+    sysdir = tmp_path / "sys"
+    for rel in get_profile("netbsd-10").sysdir_checks:
+        (sysdir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sysdir / rel).write_text("")
+    monkeypatch.setattr(NetBSDKernel, "probe_host", lambda self, host: "10.0")
+    with pytest.raises(KernelError, match="not implemented yet"):
+        netbsd(layout, "netbsd-10", sysdir=sysdir, host="me@box").resolve()
+
+
+def test_netbsd_host_syntax():
+    assert parse_host("me@box") == ("me", "box", None)
+    assert parse_host("me@box.example:2222") == ("me", "box.example", 2222)
+    for bad in ("box", "me@", "me@box; rm -rf /", ""):
+        with pytest.raises(KernelError, match="user@host"):
+            parse_host(bad)
+    assert release_matches(get_profile("netbsd-10"), "10.0")
+    assert release_matches(get_profile("netbsd-1.4.1"), "1.4.1")
+    assert not release_matches(get_profile("netbsd-1.4.1"), "1.4.10")
+
+
+# --- Linux helpers -----------------------------------------------------------------------------------------
+def test_abi_comes_from_the_meta_package_dependency():
+    p = get_profile("linux-6.1")
+    assert linux.abi_from_depends(p, ["linux-image-6.1.0-56-amd64"]) == "6.1.0-56"
+    with pytest.raises(KernelError, match="no longer carries a 6.1 kernel"):
+        linux.abi_from_depends(p, ["linux-image-6.12.0-1-amd64"])
+    pkgs = linux.debian_packages(p, "6.1.0-56")
+    assert pkgs.by_role() == {
+        "image": "linux-image-6.1.0-56-amd64", "headers": "linux-headers-6.1.0-56-amd64",
+        "common": "linux-headers-6.1.0-56-common", "kbuild": "linux-kbuild-6.1", "source": "linux-source-6.1"}
+
+
+def test_version_mismatch_names_both_versions():
+    headers_manifest = {"packages": {"linux-image-6.1.0-56-amd64": "6.1.192-2",
+                                     "linux-headers-6.1.0-56-amd64": "6.1.192-2"}}
+    source_manifest = {"packages": {"linux-source-6.1": "6.1.193-1"}}
+    versions = {**headers_manifest["packages"], **source_manifest["packages"]}
+    with pytest.raises(KernelError) as e:
+        linux.check_versions(("linux-image-6.1.0-56-amd64", "6.1.192-2"), versions)
+    msg = str(e.value)
+    assert "linux-source-6.1 is 6.1.193-1, but linux-image-6.1.0-56-amd64 is 6.1.192-2" in msg
+    assert "linux-headers" not in msg  # only the one that is off is named
+    linux.check_versions(("a", "1"), {"a": "1", "b": "1"})  # agreeing versions pass
+
+
+def test_partial_extraction_member_list():
+    assert linux.SOURCE_MEMBERS == ("Makefile", "drivers/net/ppp/ppp_generic.c", "drivers/net/ppp/ppp_mppe.c",
+                                    "drivers/net/ppp/ppp_mppe.h")
+    assert linux.HEADER_MEMBERS == ("include/uapi/linux/ppp-comp.h",)
+    assert linux.PATCHED_HEADER in linux.HEADER_MEMBERS
+
+
+def test_partial_extraction_from_a_tarball_writes_only_the_members(tmp_path):
+    import tarfile
+
+    src = tmp_path / "linux-source-6.1"
+    for rel in (*linux.SOURCE_MEMBERS, "drivers/net/ppp/Makefile", "fs/big.c"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(f"/* {rel} */\n" * 10)
+    tarball = tmp_path / "linux-source-6.1.tar.xz"
+    with tarfile.open(tarball, "w:xz") as tf:
+        tf.add(src, arcname="linux-source-6.1")
+    dest = tmp_path / "out"
+    got = linux.extract_source_members(tarball, linux.SOURCE_MEMBERS, dest, tmp_path / "log", series="6.1")
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert files == sorted(linux.SOURCE_MEMBERS)
+    assert got.bytes_written == sum((src / m).stat().st_size for m in linux.SOURCE_MEMBERS)
+
+
+def test_partial_extraction_names_a_missing_member(tmp_path):
+    import tarfile
+
+    src = tmp_path / "linux-6.1"
+    (src / "Makefile").parent.mkdir(parents=True)
+    (src / "Makefile").write_text("VERSION = 6\n")
+    tarball = tmp_path / "linux.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tf:
+        tf.add(src, arcname="linux-6.1")
+    with pytest.raises(KernelError):
+        linux.extract_source_members(tarball, linux.SOURCE_MEMBERS, tmp_path / "out", tmp_path / "log",
+                                     series="6.1")
+
+
+def test_compiler_and_makefile_parsing(tmp_path):
+    config = tmp_path / ".config"
+    config.write_text('CONFIG_CC_VERSION_TEXT="gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"\nCONFIG_PPP=m\n')
+    text = linux.config_value(config, "CONFIG_CC_VERSION_TEXT")
+    assert linux.compiler_program(text) == "gcc-12"
+    with pytest.raises(KernelError, match="CONFIG_NOPE is not set"):
+        linux.config_value(config, "CONFIG_NOPE")
+    top = tmp_path / "Makefile"
+    top.write_text("# SPDX\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\nEXTRAVERSION =\n")
+    assert linux.makefile_version(top) == "6.1.192"
+
+
+def test_debian_stub_makefile_is_relocated_under_the_unpack_root(tmp_path):
+    root = tmp_path / "headers"
+    amd64 = root / "usr/src/linux-headers-6.1.0-56-amd64"
+    common = root / "usr/src/linux-headers-6.1.0-56-common"
+    amd64.mkdir(parents=True)
+    common.mkdir(parents=True)
+    (amd64 / "Makefile").write_text("include /usr/src/linux-headers-6.1.0-56-common/Makefile\n")
+    (common / "Makefile").write_text("VERSION = 6\n")
+    assert linux.included_makefile(amd64, root) == common / "Makefile"
+    (amd64 / ".kernelvariables").write_text("override ARCH = x86\noverride KERNELRELEASE = 6.1.0-56-amd64\n")
+    assert linux.tree_release(amd64) == "6.1.0-56-amd64"
+    (common / "Makefile").unlink()
+    with pytest.raises(KernelError, match="linux-headers-<abi>-common"):
+        linux.included_makefile(amd64, root)
+
+
+def test_option_length_is_read_from_preprocessed_source(tmp_path):
+    assert linux.option_length("int x;\n unsigned char ccp_option[64];\n") == 64
+    with pytest.raises(KernelError):
+        linux.option_length("nothing here")
+    header = tmp_path / "ppp-comp.h"
+    header.write_text("#define CCP_MAX_OPTION_LENGTH\t64\n")
+    assert linux.header_option_length(header) == 64
+
+
+def test_kbuild_template_puts_the_patched_include_dir_in_nostdinc_flags(tmp_path):
+    target = fake_target(tmp_path)
+    text = linux.render_kbuild(target, tmp_path / "tree" / "include")
+    assert f"NOSTDINC_FLAGS += -I{tmp_path / 'tree' / 'include'}\n" in text
+    assert "obj-m += ppp_generic.o\nobj-m += ppp_mppe.o\n" in text
+    assert "ccflags-y +=" not in text
+    cmd = linux.kbuild_command(target, tmp_path / "m", 2)
+    assert "KERNELRELEASE=6.1.0-56-amd64" in cmd and "CC=gcc-12" in cmd and "-j2" in cmd
+    assert cmd[cmd.index("-f") + 1] == str(target.makefile)
+
+
+def fake_target(tmp_path: Path, **changes) -> kmod.KernelTarget:
+    values = dict(
+        profile="linux-6.1", release="6.1.0-56-amd64", abi="6.1.0-56", package_version="6.1.192-2",
+        vmlinuz=tmp_path / "vmlinuz", modules_root=tmp_path / "image", build_dir=tmp_path / "build",
+        source_dir=tmp_path / "source", vermagic="6.1.0-56-amd64 SMP preempt mod_unload modversions",
+        packages={"linux-image-6.1.0-56-amd64": "6.1.192-2"}, compiler="gcc-12",
+        compiler_version="gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", makefile=tmp_path / "common/Makefile",
+        modules=("ppp_generic", "ppp_mppe"))
+    values.update(changes)
+    return kmod.KernelTarget(**values)
+
+
+def test_target_manifest_round_trips_and_gives_plist_vars(tmp_path):
+    import json
+
+    t = fake_target(tmp_path)
+    data = json.loads(json.dumps(t.manifest()))
+    assert kmod.KernelTarget.from_manifest(data) == t
+    assert t.plist_vars() == {"KMOD_RELEASE": "6.1.0-56-amd64"}
+
+
+def test_offline_without_a_resolved_manifest_is_a_clear_error(layout):
+    with pytest.raises(KernelError) as e:
+        kmod.resolve_target("linux-6.1", layout, {}, offline=True, log=layout.work / "kmod.log")
+    assert "--offline" in str(e.value) and "without --offline" in str(e.value)
+
+
+def test_offline_uses_the_last_resolved_manifest(layout, tmp_path):
+    t = fake_target(tmp_path)
+    for p in (t.vmlinuz, t.modules_root, t.build_dir, t.source_dir):
+        p.mkdir(parents=True)
+    kmod.write_manifest(t, layout)
+    assert kmod.manifest_path(layout, "linux-6.1").exists()
+    got = kmod.resolve_target("linux-6.1", layout, {}, offline=True, log=layout.work / "kmod.log")
+    assert got == t
+    t.source_dir.rmdir()
+    with pytest.raises(KernelError, match="no longer complete"):
+        kmod.resolve_target("linux-6.1", layout, {}, offline=True, log=layout.work / "kmod.log")
+
+
+def test_missing_compiler_names_the_package(tmp_path):
+    from buildtool.errors import HostToolError
+
+    with pytest.raises(HostToolError, match="apt-get install gcc-99"):
+        linux.check_compiler(fake_target(tmp_path, compiler="gcc-99"))
+
+
+def test_no_apt_names_the_packages_and_the_local_options(layout, monkeypatch):
+    from buildtool.errors import HostToolError
+
+    def no_apt(self, *a, **k):
+        raise HostToolError("Debian's archive needs apt")
+
+    monkeypatch.setattr("buildtool.debian.AptArchive.ensure_updated", no_apt)
+    with pytest.raises(KernelError) as e:
+        kmod.resolve_target("linux-6.1", layout, {}, offline=False, log=layout.work / "kmod.log")
+    msg = str(e.value)
+    for needed in ("linux-image-amd64", "linux-headers-<abi>-amd64", "linux-headers-<abi>-common",
+                   "linux-kbuild-6.1", "linux-source-6.1", "--kernel-dir", "--kernel-source", "--offline"):
+        assert needed in msg
+
+
+def test_vermagic_mismatch_names_both_strings(tmp_path, monkeypatch):
+    monkeypatch.setattr(linux, "modinfo_field", lambda module, name: "6.1.0-55-amd64 SMP mod_unload")
+    with pytest.raises(KernelError) as e:
+        linux.check_vermagic(tmp_path / "ppp_generic.ko", fake_target(tmp_path))
+    assert "'6.1.0-55-amd64 SMP mod_unload'" in str(e.value)
+    assert "'6.1.0-56-amd64 SMP preempt mod_unload modversions'" in str(e.value)

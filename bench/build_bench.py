@@ -71,7 +71,8 @@ def main() -> int:
         by_phase: dict[str, float] = {}
         for r in cold.summary.records:
             by_phase[r.phase] = by_phase.get(r.phase, 0.0) + r.seconds
-        print("   per phase: " + ", ".join(f"{p} {s:.1f}s" for p, s in by_phase.items()) + f"; total {total:.1f}s")
+        phases = ", ".join(f"{p} {s:.1f}s" for p, s in by_phase.items())
+        print(f"   per phase: {phases}; total {total:.1f}s")
         one_run(layout, args.jobs, kernel, "no-op rerun")
         patch = sorted((root / "patches" / "poptop").glob("patch-*"))[0]
         text = patch.read_text().split("\n")

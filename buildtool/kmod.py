@@ -8,6 +8,7 @@ is done by the profile's family class (buildtool.kernels.linux / .netbsd); this 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,6 +117,10 @@ def build_modules(target: KernelTarget, recipe: Recipe, patches: list[Path], dis
     profile = get_profile(target.profile)
     family = get_profile_class(target.profile)(profile, layout, {}, log_dir / "kmod.log")
     if dest is None:
-        dest = layout.stage_prefix(recipe.name) / "lib" / "modules" / target.release / "extra"
+        # modules of an earlier kernel target must not linger in the stage (the package lists one release)
+        modules_root = layout.stage_prefix(recipe.name) / "lib" / "modules"
+        if modules_root.exists():
+            shutil.rmtree(modules_root)
+        dest = modules_root / target.release / "extra"
     return family.build_modules(target, recipe, list(patches), distinfo, jobs=jobs, log_dir=log_dir,
                                 extra_patches=list(extra_patches), dest=dest)

@@ -135,7 +135,9 @@ class PackageRun:
         dep_keys = {d: self.ctx.keys.get((d, "build"), "") for d in self.recipe.depends}
         k_build = phase_key(k_patch, build=[self.recipe.env, self.recipe.configure, self.recipe.build,
                                             self.recipe.install, self.recipe.smoke],
-                            deps=dep_keys, toolchain=toolchain_id())
+                            deps=dep_keys, toolchain=toolchain_id(),
+                            # the kmod phase adds to this package's stage: another kernel choice starts clean
+                            kernel=opts.kernel if self.recipe.kernel_patches else None)
         self._step("build", k_build, self.build)
         last = k_build
         if _has_kmod(self.recipe, opts) and _wanted("kmod", opts):

@@ -7,10 +7,13 @@ resumes at the first phase whose stamp is missing or stale.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,5 +218,21 @@ class PackageRun:
 def run(ctx: Context, recipes: list[Recipe]) -> None:
     """Run every selected package through the wanted phases, dependencies first."""
     ctx.recipes.update({r.name: r for r in recipes})
-    for recipe in recipes:
-        PackageRun(ctx, recipe).run()
+    lock = contextlib.nullcontext() if ctx.options.dry_run else work_tree_lock(ctx.layout.work, out=ctx.out)
+    with lock:
+        for recipe in recipes:
+            PackageRun(ctx, recipe).run()
+
+
+@contextlib.contextmanager
+def work_tree_lock(work: Path, out=None) -> Iterator[None]:
+    """One run at a time per work tree: a second one waits (two builds into one stage would mix)."""
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another buildtool run in {work} to finish ...", file=out or sys.stderr,
+                  flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield

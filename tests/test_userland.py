@@ -1,7 +1,8 @@
 """The four userland packages built for real (openssl, ppp-mppe, poptop, pptp), checked on the results.
 
-One build, in a work tree of its own, shared by the whole module: the static OpenSSL build dominates it
-(about two minutes on two cores), everything else takes seconds. The distfiles come from the usual cache.
+They use the session's one real build (tests/conftest.py: the repository's work tree through `package`
+with the default kernel profile, the same tree `make package` and the VM suite use): the static OpenSSL
+build dominates it (about two minutes on two cores), everything else takes seconds.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from buildtool import pipeline
-from buildtool.layout import PREFIX, Layout, default_cache
+from buildtool import kmod
+from buildtool.layout import PREFIX, Layout
 from buildtool.plist import plist_sources, read_plists
-from buildtool.recipe import load_all, select
+from buildtool.recipe import load_all
 
 pytestmark = pytest.mark.integration
 
@@ -26,12 +27,14 @@ PPPD_VERSION = "2.4.9"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Layout:
-    base = tmp_path_factory.mktemp("userland")
-    layout = Layout(root=ROOT, work=base / "work", cache=default_cache(), packages=base / "packages")
-    options = pipeline.Options(jobs=2, progress=False, kernel="none", through="package")
-    pipeline.run(pipeline.Context(layout=layout, options=options), select(load_all(ROOT), list(PACKAGES)))
-    return layout
+def built(built_layout: Layout) -> Layout:
+    return built_layout
+
+
+def _kernel_plist_vars(layout: Layout) -> dict[str, str]:
+    log = layout.logs("ppp-mppe") / "kmod.log"
+    target = kmod.resolve_target("linux-6.1", layout, {}, offline=True, log=log)
+    return target.plist_vars()
 
 
 def _pppd(layout: Layout) -> Path:
@@ -100,7 +103,9 @@ def test_compiled_in_pppd_paths(built: Layout) -> None:
 @pytest.mark.parametrize("name", ["ppp-mppe", "poptop", "pptp"])
 def test_stage_matches_plist(built: Layout, name: str) -> None:
     recipe = load_all(ROOT)[name]
-    listed = read_plists(plist_sources(recipe.dir, "Linux"), dict(recipe.plist_vars), {"kmod": False})
+    kernel = recipe.kernel_patches != ""
+    variables = {**recipe.plist_vars, **(_kernel_plist_vars(built) if kernel else {})}
+    listed = read_plists(plist_sources(recipe.dir, "Linux"), variables, {"kmod": kernel})
     assert listed == sorted(listed), "PLIST must be sorted"
     stage = built.stage_prefix(name)
     staged = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file() or p.is_symlink())

@@ -7,6 +7,8 @@ They are our own reading of pkgsrc's conventions, not pkglint itself (which is n
 from __future__ import annotations
 
 import re
+import shlex
+import tarfile
 from pathlib import Path
 
 from .distinfo import patch_sha1
@@ -20,6 +22,13 @@ REQUIRED_VARS = ("DISTNAME", "CATEGORIES", "MASTER_SITES", "MAINTAINER", "HOMEPA
 TOO_NEW = ("USE_CC_FEATURES", "USE_CXX_FEATURES", "FORCE_C_STD", "FORCE_CXX_STD", "SUBST_NOOP_OK")
 _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_.+-]*?)\s*[+?:!]?=")
 _PLIST_GUARD = re.compile(r"^\$\{PLIST\.[^}]+\}")
+# The install macros of pkgsrc's mk/ (each `${INSTALL} -c -o ... -m ...`) and the options taking a value.
+INSTALL_MACROS = ("${INSTALL_DATA}", "${INSTALL_SCRIPT}", "${INSTALL_PROGRAM}", "${INSTALL_MAN}",
+                  "${INSTALL_LIB}")
+_INSTALL_VALUE_OPTIONS = ("-m", "-o", "-g")
+_DEST_PREFIX = "${DESTDIR}${PREFIX}/"
+# Where upstream's `make install` never writes: every PLIST file there must come from an install line.
+PACKAGE_ONLY_DIRS = ("share/examples/",)
 
 
 def check_required_files(pkgdir: Path) -> list[str]:
@@ -93,6 +102,25 @@ def check_patches(pkgdir: Path) -> list[str]:
     return problems
 
 
+def patch_targets(patch: Path) -> list[str]:
+    return [line[4:].split("\t")[0] for line in patch.read_text().splitlines() if line.startswith("+++ ")]
+
+
+def distfile_files(distfile: Path, wrksrc: str) -> set[str]:
+    """The regular files of a tar distfile under its WRKSRC directory, relative to WRKSRC."""
+    prefix = wrksrc.strip("/") + "/"
+    with tarfile.open(distfile) as tar:
+        return {m.name.removeprefix("./")[len(prefix):] for m in tar.getmembers()
+                if m.isfile() and m.name.removeprefix("./").startswith(prefix)}
+
+
+def patch_target_problems(patches: list[Path], files: set[str]) -> list[str]:
+    """A patch whose target is not in the distfile makes patch(1) prompt "File to patch:", and pkgsrc's
+    patch stage then waits forever: each such patch is a problem."""
+    return [f"{p.name}: target {t} is not in the distfile's WRKSRC"
+            for p in patches for t in patch_targets(p) if t not in files]
+
+
 def check_distinfo(pkgdir: Path) -> list[str]:
     """distinfo's patch lines match patches/ exactly (SHA1 with $NetBSD lines removed); distfile lines
     come as BLAKE2s, SHA512, Size."""
@@ -151,6 +179,64 @@ def check_plists(pkgdir: Path) -> list[str]:
     return problems
 
 
+def install_lines(pkgdir: Path) -> list[tuple[str, list[str], str]]:
+    """(file:line, sources, destination relative to PREFIX) for each ${INSTALL_*} command line of the
+    Makefile and the *.mk files; the destination is the last word and must start with ${DESTDIR}${PREFIX}/."""
+    out = []
+    for path in [pkgdir / "Makefile", *sorted(pkgdir.glob("*.mk"))]:
+        if not path.is_file():
+            continue
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.startswith("\t"):
+                continue
+            words = shlex.split(line.replace("${RUN}", "", 1), posix=False)
+            if not words or words[0] not in INSTALL_MACROS:
+                continue
+            args, skip = [], False
+            for w in words[1:]:
+                if skip:
+                    skip = False
+                elif w in _INSTALL_VALUE_OPTIONS:
+                    skip = True
+                elif not w.startswith("-"):
+                    args.append(w)
+            out.append((f"{path.name}:{i}", args[:-1], args[-1] if args else ""))
+    return out
+
+
+def installed_by_makefile(pkgdir: Path) -> tuple[set[str], list[str]]:
+    """(paths relative to PREFIX the install lines create, problems with those lines). With one source the
+    destination is the file when its last component is the source's name, else the directory."""
+    paths: set[str] = set()
+    problems = []
+    for where, sources, dest in install_lines(pkgdir):
+        if not dest.startswith(_DEST_PREFIX) or not sources:
+            problems.append(f"{pkgdir}/{where}: an install line needs sources and a destination under "
+                            f"{_DEST_PREFIX}")
+            continue
+        dest = dest[len(_DEST_PREFIX):].rstrip("/")
+        if len(sources) == 1 and dest.rsplit("/", 1)[-1] == sources[0].rsplit("/", 1)[-1]:
+            paths.add(dest)
+        else:
+            paths.update(f"{dest}/{s.rsplit('/', 1)[-1]}" for s in sources)
+    return paths, problems
+
+
+def check_installed(pkgdir: Path) -> list[str]:
+    """Every PLIST file under share/examples/ (where upstream's install never writes) is installed by an
+    install line, and every file an install line names (without variables) is in a PLIST."""
+    installed, problems = installed_by_makefile(pkgdir)
+    listed = {_PLIST_GUARD.sub("", e) for path in sorted(pkgdir.glob("PLIST*")) for e in plist_paths(path)}
+    for entry in sorted(listed):
+        if entry.startswith(PACKAGE_ONLY_DIRS) and entry not in installed:
+            problems.append(f"{pkgdir}: the PLIST lists {entry}, which no install line of the Makefile "
+                            "installs")
+    for path in sorted(installed):
+        if "${" not in path and path not in listed:
+            problems.append(f"{pkgdir}: the Makefile installs {path}, which no PLIST lists")
+    return problems
+
+
 def makefile_assignments(text: str) -> list[tuple[int, str]]:
     """(paragraph number, variable) for each assignment outside conditionals and targets."""
     out = []
@@ -204,4 +290,5 @@ def check_makefile(pkgdir: Path) -> list[str]:
 def lint(pkgdir: Path) -> list[str]:
     """All checks over one package directory."""
     return (check_required_files(pkgdir) + check_headers(pkgdir) + check_patches(pkgdir)
-            + check_distinfo(pkgdir) + check_plists(pkgdir) + check_makefile(pkgdir))
+            + check_distinfo(pkgdir) + check_plists(pkgdir) + check_makefile(pkgdir)
+            + check_installed(pkgdir))

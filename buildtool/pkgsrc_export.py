@@ -19,6 +19,8 @@ from .distinfo import format_distinfo, patch_sha1, read_distinfo
 from .errors import RecipeError
 from .fsutil import atomic_path
 from .layout import Layout
+from .package import file_mode
+from .pkglint import distfile_files, patch_target_problems
 from .plist import PlistEntry, parse_plist
 from .recipe import Recipe
 from .templating import render, template_env
@@ -28,9 +30,10 @@ EXTRACT_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 STANDARD_PLIST_VARS = frozenset({"PKGVERSION", "PKGBASE", "PKGNAME", "OPSYS", "LOWER_OPSYS", "MACHINE_ARCH",
                                  "MACHINE_GNU_ARCH", "OS_VERSION", "PKGMANDIR", "PKGLOCALEDIR"})
 OPTION_KEYS = {"name": str, "default": bool, "help": str, "configure_args": list, "configure_args_off": list,
-               "buildlink3": list, "plist": str}
+               "buildlink3": list, "plist": str, "default_opsys": list}
 KMOD_KEYS = {"option": str, "sysdir": dict, "check": dict, "copy": list, "build": dict, "install": dict,
-             "vars": dict}
+             "vars": dict, "unavailable": dict}
+EXAMPLES_KEYS = {"dir": str, "files": list}
 _VAR = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -43,6 +46,7 @@ class PkgsrcOption:
     configure_args_off: list[str] = field(default_factory=list)
     buildlink3: list[str] = field(default_factory=list)
     plist: str = ""  # PLIST_VARS name set when the option is on ("" = none)
+    default_opsys: list[str] = field(default_factory=list)  # default on only there ([] = everywhere)
 
 
 @dataclass
@@ -54,6 +58,19 @@ class KmodPart:
     build: dict[str, list[str]]
     install: dict[str, list[str]]
     vars: dict[str, dict[str, str]] = field(default_factory=dict)  # OPSYS -> extra Makefile variables
+    unavailable: dict[str, str] = field(default_factory=dict)  # OPSYS -> why there is no module build yet
+
+
+@dataclass
+class ExampleFile:
+    source: str  # relative to WRKSRC
+    dest_dir: str  # relative to PREFIX
+    mode: str  # "" for INSTALL_DATA's default, else an octal mode such as "600"
+
+    @property
+    def path(self) -> str:
+        """The installed file, relative to PREFIX (as the PLIST lists it)."""
+        return f"{self.dest_dir}/{Path(self.source).name}"
 
 
 def pkgpath(recipe: Recipe) -> str:
@@ -101,7 +118,9 @@ def pkgsrc_options(recipe: Recipe) -> list[PkgsrcOption]:
         options.append(PkgsrcOption(
             name=t["name"], default=t["default"], help=t["help"], configure_args=t.get("configure_args", []),
             configure_args_off=t.get("configure_args_off", []), buildlink3=t.get("buildlink3", []),
-            plist=t.get("plist", "")))
+            plist=t.get("plist", ""), default_opsys=t.get("default_opsys", [])))
+        if options[-1].default_opsys and not options[-1].default:
+            raise RecipeError(f"{recipe.toml_path}: 'pkgsrc.options[{i}].default_opsys' needs default = true")
     return options
 
 
@@ -109,14 +128,33 @@ def kmod_part(recipe: Recipe, options: list[PkgsrcOption]) -> KmodPart | None:
     raw = recipe.pkgsrc.get("kmod", {})
     if not raw:
         return None
-    t = _typed(recipe, "pkgsrc.kmod", raw, KMOD_KEYS, set(KMOD_KEYS) - {"vars"})
+    t = _typed(recipe, "pkgsrc.kmod", raw, KMOD_KEYS, set(KMOD_KEYS) - {"vars", "unavailable"})
     part = KmodPart(**t)
     if part.option not in {o.name for o in options}:
         raise RecipeError(f"{recipe.toml_path}: key 'pkgsrc.kmod.option' is {part.option!r}, "
                           "which is not one of the [[pkgsrc.options]]")
     if set(part.check) != set(part.sysdir):
         raise RecipeError(f"{recipe.toml_path}: 'pkgsrc.kmod' needs a check file for every OPSYS in sysdir")
+    for opsys in part.sysdir:
+        built = opsys in part.build and opsys in part.install
+        if built == (opsys in part.unavailable):
+            raise RecipeError(f"{recipe.toml_path}: 'pkgsrc.kmod' needs, for {opsys}, either build and "
+                              "install commands or an 'unavailable' message, not both")
     return part
+
+
+def example_files(recipe: Recipe) -> list[ExampleFile]:
+    """[pkgsrc.examples]: what post-install copies; a file the package phase makes 0600 gets -m 600."""
+    raw = recipe.pkgsrc.get("examples", {})
+    if not raw:
+        return []
+    t = _typed(recipe, "pkgsrc.examples", raw, EXAMPLES_KEYS, set(EXAMPLES_KEYS))
+    out = []
+    for source in t["files"]:
+        example = ExampleFile(source, t["dir"].strip("/"), "")
+        mode = file_mode(recipe, example.path, 0o644)
+        out.append(ExampleFile(source, example.dest_dir, "" if mode == 0o644 else f"{mode:o}"))
+    return out
 
 
 def split_distname(name: str) -> tuple[str, str]:
@@ -225,6 +263,12 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
     plists = plist_texts(recipe, env)
     for _, entries in plists.values():
         _check_plist_vars(recipe, entries, subst, options)
+    examples = example_files(recipe)
+    listed = {e.path for _, entries in plists.values() for e in entries}
+    for example in examples:
+        if example.path not in listed:
+            raise RecipeError(f"{recipe.toml_path}: [pkgsrc.examples] installs {example.path}, "
+                              "which no PLIST lists")
     files: dict[str, str | bytes] = {
         "Makefile": render(
             env, "Makefile.j2", distname=distname, pkgname_expr=pkgname_expr(recipe, distname),
@@ -233,8 +277,10 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
             maintainer=recipe.maintainer, homepage=recipe.homepage, comment=recipe.comment,
             license=recipe.license, wrksrc="" if recipe.wrksrc == distname else recipe.wrksrc,
             configure=spec.get("configure", "none"), use_tools=spec.get("use_tools", []),
-            configure_args=spec.get("configure_args", []), make_flags=spec.get("make_flags", []),
+            configure_args=spec.get("configure_args", []),
+            configure_args_opsys=spec.get("configure_args_opsys", {}), make_flags=spec.get("make_flags", []),
             install_make_flags=spec.get("install_make_flags", []), plist_subst=subst, options=options,
+            examples=examples, example_dirs=sorted({e.dest_dir for e in examples}),
             buildlink3=spec.get("buildlink3", [])),
         "DESCR": render(env, "DESCR.j2", description=recipe.description),
         "distinfo": _distinfo_text(recipe, patches),
@@ -245,7 +291,7 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
     if options:
         files["options.mk"] = render(
             env, "options.mk.j2", name=recipe.name, options=options, kmod=kmod,
-            suggested=[o.name for o in options if o.default],
+            suggested=[o.name for o in options if o.default and not o.default_opsys],
             plist_vars=[o.plist for o in options if o.plist],
             kmod_patches=[f"${{FILESDIR}}/kmod/{p.name}" for p in kernel_patches])
     if _buildlink3_users(recipe, products):
@@ -278,15 +324,30 @@ def _remove_stale(pkgdir: Path, keep: set[str]) -> None:
             p.rmdir()
 
 
+def check_patch_targets(recipe: Recipe, root: Path, distdir: Path) -> None:
+    """Refuse a WRKSRC patch whose target is not in the distfile: pkgsrc's patch stage would stop on
+    patch's "File to patch:" prompt and wait forever. Checked when the distfile is in distdir."""
+    distfile = distdir / recipe.distfiles[0].name
+    if not distfile.is_file():
+        return
+    patches, _ = patch_split(recipe, root)
+    problems = patch_target_problems(patches, distfile_files(distfile, recipe.wrksrc))
+    if problems:
+        raise RecipeError(f"{recipe.toml_path}: patches whose target is not in {distfile.name}:\n"
+                          + "\n".join(f"  {p}" for p in problems))
+
+
 def export(recipes: dict[str, Recipe], layout: Layout, dest: Path) -> list[Path]:
     """Render every product's package directory under dest/<category>/<name>/; return the files' paths.
 
-    All directories are rendered before anything is written, so a recipe error leaves dest untouched.
+    All directories are rendered and checked before anything is written, so an error leaves dest untouched.
     """
     products = exported_recipes(recipes, layout)
     if not products:
         raise RecipeError(f"{layout.root}: no packaged top-level recipes to export")
     rendered = {pkgpath(r): render_package(r, products, layout.root) for r in products}
+    for r in products:
+        check_patch_targets(r, layout.root, layout.distdir)
     written = []
     for path, files in rendered.items():
         pkgdir = dest / path

@@ -61,18 +61,24 @@ FIELDS: tuple[Field, ...] = (
     Field("pkgsrc", "configure", str, False, "'gnu' (GNU_CONFIGURE), 'plain' (HAS_CONFIGURE) or 'none'",
           "none"),
     Field("pkgsrc", "configure_args", list, False, "CONFIGURE_ARGS", []),
+    Field("pkgsrc", "configure_args_opsys", dict, False,
+          "CONFIGURE_ARGS for one OPSYS only: {OPSYS = [args]}", {}),
     Field("pkgsrc", "make_flags", list, False, "MAKE_FLAGS", []),
     Field("pkgsrc", "install_make_flags", list, False, "INSTALL_MAKE_FLAGS", []),
     Field("pkgsrc", "use_tools", list, False, "USE_TOOLS", []),
     Field("pkgsrc", "buildlink3", list, False,
           "pkgsrc paths whose buildlink3.mk is included, e.g. security/openssl", []),
     Field("pkgsrc", "plist_subst", dict, False, "PLIST_SUBST: PLIST variable -> Makefile value", {}),
+    Field("pkgsrc", "examples", dict, False,
+          "example files the Makefile's post-install installs: {dir = under PREFIX, files = [WRKSRC paths]}",
+          {}),
     Field("pkgsrc", "options", list, False,
           "options.mk: [[pkgsrc.options]] tables {name, default, help, configure_args, configure_args_off, "
-          "buildlink3, plist (PLIST_VARS name)}", []),
+          "buildlink3, plist (PLIST_VARS name), default_opsys (default only on these OPSYS)}", []),
     Field("pkgsrc", "kmod", dict, False,
           "kernel-module part: {option, sysdir = {OPSYS = dir}, check = {OPSYS = file under SYSDIR}, "
-          "copy = [kernel-tree files], build = {OPSYS = [commands]}, install = {OPSYS = [commands]}}", {}),
+          "copy = [kernel-tree files], build = {OPSYS = [commands]}, install = {OPSYS = [commands]}, "
+          "unavailable = {OPSYS = message}}", {}),
 )
 
 SECTIONS = {f.section for f in FIELDS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import io
 import shutil
 import subprocess
 import tarfile
@@ -49,17 +50,20 @@ plist_subst = {{ KVER = "${{KMOD_KVER}}" }}
 {extra}
 """
 
-KMOD = """
+KMOD = """examples = { dir = "share/examples/a", files = ["etc/a.conf", "etc/a-secrets"] }
+
 [[pkgsrc.options]]
 name = "a-kmod"
 default = true
+default_opsys = ["Linux"]
 help = "Kernel module."
 plist = "kmod"
 
 [pkgsrc.kmod]
 option = "a-kmod"
-sysdir = { Linux = "/usr/src/linux" }
-check = { Linux = "include/ppp.h" }
+sysdir = { Linux = "/usr/src/linux", NetBSD = "/usr/src/sys" }
+check = { Linux = "include/ppp.h", NetBSD = "lib/libkern/libkern.h" }
+unavailable = { NetBSD = "The NetBSD module is not available yet." }
 copy = ["include/ppp.h"]
 build = { Linux = ["${ECHO} built"] }
 install = { Linux = ["${ECHO} installed"] }
@@ -83,7 +87,8 @@ def write_repo(root: Path, a_message: str = "Load the module.") -> Path:
     specs = {
         "a": dict(dist="adist", message=a_message, depends='["z"]', buildlink3='["security/openssl"]',
                   extra=KMOD),
-        "b": dict(dist="b", message="", depends='["a"]', buildlink3='["net/a"]', extra=""),
+        "b": dict(dist="b", message="", depends='["a"]', buildlink3='["net/a"]',
+                  extra='configure_args_opsys = { Linux = ["--enable-relay"] }'),
         "deps/z": dict(dist="z", message="", depends="[]", buildlink3="[]", extra=""),
     }
     for rel, s in specs.items():
@@ -95,6 +100,7 @@ def write_repo(root: Path, a_message: str = "Load the module.") -> Path:
         (d / "distinfo").write_text(f"$NetBSD$\n\nBLAKE2s ({dist}) = 11\nSHA512 ({dist}) = 22\n"
                                     f"Size ({dist}) = 3 bytes\n")
         (d / "PLIST").write_text("@comment $NetBSD$\nsbin/zz\nbin/aa\n${PLIST.kmod}lib/modules/${KVER}/m.ko\n"
+                                 "share/examples/a/a.conf\nshare/examples/a/a-secrets\n"
                                  if name == "a" else "@comment $NetBSD$\nsbin/b\n")
         patches = root / "patches" / name
         patches.mkdir(parents=True)
@@ -146,7 +152,15 @@ def test_export_layout_and_contents(repo, tmp_path):
     assert "PKGNAME" not in (b / "Makefile").read_text()  # DISTNAME b-1.0 is already the package name
     assert '.include "../../net/a/buildlink3.mk"' in (b / "Makefile").read_text()
     assert (a / "PLIST").read_text() == (
-        "@comment $NetBSD$\nbin/aa\n${PLIST.kmod}lib/modules/${KVER}/m.ko\nsbin/zz\n")
+        "@comment $NetBSD$\nbin/aa\n${PLIST.kmod}lib/modules/${KVER}/m.ko\nsbin/zz\n"
+        "share/examples/a/a-secrets\nshare/examples/a/a.conf\n")
+    assert "INSTALLATION_DIRS+=\tshare/examples/a\n" in makefile
+    assert ("\npost-install:\n"
+            "\t${INSTALL_DATA} ${WRKSRC}/etc/a.conf ${DESTDIR}${PREFIX}/share/examples/a\n"
+            "\t${INSTALL_DATA} -m 600 ${WRKSRC}/etc/a-secrets ${DESTDIR}${PREFIX}/share/examples/a\n"
+            ) in makefile
+    assert ('.if ${OPSYS} == "Linux"\nCONFIGURE_ARGS+=\t--enable-relay\n.endif\n'
+            in (b / "Makefile").read_text())
     assert (a / "MESSAGE").read_text().splitlines()[:4] == ["=" * 75, "$NetBSD$", "", "Load the module."]
     assert (a / "distinfo").read_text() == (
         "$NetBSD$\n\nBLAKE2s (adist-1.0.tar.gz) = 11\nSHA512 (adist-1.0.tar.gz) = 22\n"
@@ -154,7 +168,8 @@ def test_export_layout_and_contents(repo, tmp_path):
         f"SHA1 (patch-aa) = {patch_sha1(a / 'patches' / 'patch-aa')}\n"
         f"SHA1 (patch-ab) = {patch_sha1(a / 'patches' / 'patch-ab')}\n")
     options = (a / "options.mk").read_text()
-    assert "PKG_SUGGESTED_OPTIONS=\ta-kmod\n" in options and "PLIST.kmod=\tyes" in options
+    assert '.if ${OPSYS} == "Linux"\nPKG_SUGGESTED_OPTIONS+=\ta-kmod\n.endif\n' in options
+    assert "PKG_SUGGESTED_OPTIONS=" not in options and "PLIST.kmod=\tyes" in options
     assert "KMOD_PATCHES=\t${FILESDIR}/kmod/patch-ca" in options
     for pkgdir in (a, b):
         assert pkglint.lint(pkgdir) == []
@@ -199,6 +214,48 @@ def test_bad_options_are_named(repo, tmp_path, edit, message):
         run_export(repo, tmp_path / "out")
 
 
+def test_examples_must_be_listed_in_a_plist(repo, tmp_path):
+    plist = repo / "a" / "PLIST"
+    plist.write_text(plist.read_text().replace("share/examples/a/a.conf\n", ""))
+    with pytest.raises(RecipeError, match=r"installs share/examples/a/a.conf, which no PLIST lists"):
+        run_export(repo, tmp_path / "out")
+
+
+def test_kmod_opsys_needs_a_build_or_an_unavailable_message(repo, tmp_path):
+    toml = repo / "a" / "recipe.toml"
+    unavailable = 'unavailable = { NetBSD = "The NetBSD module is not available yet." }'
+    toml.write_text(toml.read_text().replace(unavailable, ""))
+    with pytest.raises(RecipeError, match=r"for NetBSD, either build and install commands or an 'unavail"):
+        run_export(repo, tmp_path / "out")
+
+
+def write_distfile(path: Path, wrksrc: str, files: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name in files:
+            data = b"old\n"
+            info = tarfile.TarInfo(f"{wrksrc}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_export_refuses_a_patch_whose_target_is_not_in_the_distfile(repo, tmp_path):
+    """pkgsrc's patch stage waits forever on patch's prompt for a missing target: the export refuses it."""
+    distdir = repo / "cache" / "distfiles"
+    write_distfile(distdir / "adist-1.0.tar.gz", "adist-1.0", ["src/one.c", "src/two.c", "include/ppp.h"])
+    write_distfile(distdir / "b-1.0.tar.gz", "b-1.0", ["src/one.c", "src/two.c"])
+    run_export(repo, tmp_path / "ok")  # every target exists: accepted
+    (repo / "patches" / "b" / "patch-ac").write_text(PATCH.format(target="src/gone.c"))
+    with pytest.raises(RecipeError, match=r"patch-ac: target src/gone.c is not in the distfile's WRKSRC"):
+        run_export(repo, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # the same check over a distfile and patches, as the integration test runs it on the real ones
+    files = pkglint.distfile_files(distdir / "b-1.0.tar.gz", "b-1.0")
+    assert files == {"src/one.c", "src/two.c"}
+    assert pkglint.patch_target_problems([repo / "patches" / "b" / "patch-aa"], files) == []
+    assert len(pkglint.patch_target_problems(sorted((repo / "patches" / "b").glob("patch-*")), files)) == 1
+
+
 def test_kernel_patches_need_a_kmod_part(repo, tmp_path):
     (repo / "patches" / "b" / "patch-ca").write_text(PATCH.format(target="x.h"))
     with pytest.raises(RecipeError, match=r"patch-ca need a \[pkgsrc.kmod\] table"):
@@ -241,20 +298,81 @@ def test_lint_catches_unsorted_plist_and_header(exported):
     assert any("PLIST: the first line must be '@comment $NetBSD$'" in p for p in problems)
 
 
+def test_lint_catches_unsorted_per_os_plist(exported):
+    (exported / "PLIST.Linux").write_text("@comment $NetBSD$\nsbin/zz2\nsbin/relay\n")
+    assert any("PLIST.Linux: entries are not sorted" in p for p in pkglint.lint(exported))
+
+
+def test_lint_catches_example_not_installed(exported):
+    makefile = exported / "Makefile"
+    text = makefile.read_text()
+    line = "\t${INSTALL_DATA} ${WRKSRC}/etc/a.conf ${DESTDIR}${PREFIX}/share/examples/a\n"
+    makefile.write_text(text.replace(line, ""))
+    assert [p for p in pkglint.lint(exported) if "install" in p] == [
+        f"{exported}: the PLIST lists share/examples/a/a.conf, which no install line of the Makefile "
+        "installs"]
+    makefile.write_text(text.replace("etc/a.conf ${DESTDIR}${PREFIX}/share/examples/a",
+                                     "etc/a.conf etc/a.sample ${DESTDIR}${PREFIX}/share/examples/a"))
+    assert [p for p in pkglint.lint(exported) if "install" in p] == [
+        f"{exported}: the Makefile installs share/examples/a/a.sample, which no PLIST lists"]
+    makefile.write_text(text.replace("${DESTDIR}${PREFIX}/share/examples/a\n", "/etc/a\n", 1))
+    problems = pkglint.lint(exported)
+    assert any("needs sources and a destination under ${DESTDIR}${PREFIX}/" in p for p in problems)
+
+
+def test_install_lines_single_source_to_file_or_directory(exported):
+    (exported / "extra.mk").write_text("# $NetBSD$\n\nx:\n"
+                                       "\t${RUN} ${INSTALL_PROGRAM} -m 755 ${WRKSRC}/x "
+                                       "${DESTDIR}${PREFIX}/sbin/x\n"
+                                       "\t${INSTALL_MAN} ${WRKSRC}/x.8 ${DESTDIR}${PREFIX}/man/man8\n")
+    installed, problems = pkglint.installed_by_makefile(exported)
+    assert problems == []
+    assert {"sbin/x", "man/man8/x.8", "share/examples/a/a.conf", "share/examples/a/a-secrets"} <= installed
+
+
 def test_lint_catches_duplicate_between_plists(exported):
     (exported / "PLIST.NetBSD").write_text("@comment $NetBSD$\nbin/aa\n")
     assert any("bin/aa is also listed in PLIST" in p for p in pkglint.lint(exported))
 
 
-def test_lint_catches_makefile_order_and_new_idioms(exported):
+@pytest.mark.parametrize("old, new, message", [
+    # CATEGORIES after MASTER_SITES
+    ("CATEGORIES=\tnet\nMASTER_SITES=\thttps://example.org/pub/ \\\n\t\thttps://mirror.example.org/pub/\n",
+     "MASTER_SITES=\thttps://example.org/pub/ \\\n\t\thttps://mirror.example.org/pub/\nCATEGORIES=\tnet\n",
+     "CATEGORIES are out of order"),
+    # PKGNAME before DISTNAME
+    ("DISTNAME=\tadist-1.0\nPKGNAME=\t${DISTNAME:S/^adist-/a-/}\n",
+     "PKGNAME=\t${DISTNAME:S/^adist-/a-/}\nDISTNAME=\tadist-1.0\n", "PKGNAME, DISTNAME, CATEGORIES"),
+    # COMMENT before HOMEPAGE
+    ("HOMEPAGE=\thttps://example.org/a/\nCOMMENT=\tTest package a\n",
+     "COMMENT=\tTest package a\nHOMEPAGE=\thttps://example.org/a/\n",
+     "COMMENT, HOMEPAGE, LICENSE are out of order"),
+    # MAINTAINER... not separated from DISTNAME... by a blank line
+    ("pub/\n\nMAINTAINER=", "pub/\nMAINTAINER=", "must come in the paragraph after DISTNAME"),
+    # LICENSE split from its paragraph
+    ("COMMENT=\tTest package a\nLICENSE=", "COMMENT=\tTest package a\n\nLICENSE=", "must form one paragraph"),
+])
+def test_lint_catches_makefile_order(exported, old, new, message):
     makefile = exported / "Makefile"
     text = makefile.read_text()
-    makefile.write_text(text.replace("CATEGORIES=\tnet\n", "").replace(
-        "LICENSE=\tmodified-bsd\n", "LICENSE=\tmodified-bsd\nCATEGORIES=\tnet\nUSE_CC_FEATURES=\tc99\n"))
+    assert old in text
+    makefile.write_text(text.replace(old, new))
     problems = pkglint.lint(exported)
-    assert any("out of order" in p or "one paragraph" in p for p in problems)
-    assert any("USE_CC_FEATURES" in p for p in problems)
-    makefile.write_text(text.replace('.include "../../mk/bsd.pkg.mk"\n', ""))
+    assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize("idiom", pkglint.TOO_NEW)
+@pytest.mark.parametrize("where", ["Makefile", "options.mk"])
+def test_lint_catches_new_idioms(exported, idiom, where):
+    path = exported / where
+    path.write_text(path.read_text().replace("\n.include", f"\n{idiom}+=\tyes\n.include", 1))
+    assert [p for p in pkglint.lint(exported) if "too new" in p] == [
+        f"{path}: uses {idiom}, too new for older pkgsrc trees"]
+
+
+def test_lint_catches_makefile_without_bsd_pkg_mk(exported):
+    makefile = exported / "Makefile"
+    makefile.write_text(makefile.read_text().replace('.include "../../mk/bsd.pkg.mk"\n', ""))
     assert any("bsd.pkg.mk" in p for p in pkglint.lint(exported))
 
 
@@ -268,6 +386,7 @@ def test_lint_catches_missing_files(exported):
 
 # --- bmake: a syntax check against stub pkgsrc infrastructure (not a pkgsrc build) ---------------------
 
+STUB_PREFS = "OPSYS?=\tLinux\n"
 STUB_OPTIONS = "OPSYS?=\tLinux\nPKG_OPTIONS=\t${PKG_SUGGESTED_OPTIONS}\n"
 STUB_PKG = "PKGNAME?=\t${DISTNAME}\nall:\n\t@true\n"
 
@@ -275,6 +394,10 @@ STUB_PKG = "PKGNAME?=\t${DISTNAME}\nall:\n\t@true\n"
 def stub_tree(pkgsrc: Path, pkgdirs: list[Path]) -> None:
     """Minimal ../../mk files and empty buildlink3.mk for every dependency the Makefiles name."""
     (pkgsrc / "mk").mkdir(parents=True, exist_ok=True)
+    # bmake's own sys.mk (Debian's mk-files) includes any ./options.mk a second time: use an empty one
+    (pkgsrc / "mk" / "sys").mkdir(exist_ok=True)
+    (pkgsrc / "mk" / "sys" / "sys.mk").write_text("")
+    (pkgsrc / "mk" / "bsd.prefs.mk").write_text(STUB_PREFS)
     (pkgsrc / "mk" / "bsd.options.mk").write_text(STUB_OPTIONS)
     (pkgsrc / "mk" / "bsd.pkg.mk").write_text(STUB_PKG)
     for pkgdir in pkgdirs:
@@ -289,9 +412,11 @@ def stub_tree(pkgsrc: Path, pkgdirs: list[Path]) -> None:
 
 def bmake_var(pkgdir: Path, var: str, *args: str) -> str:
     assert shutil.which("bmake"), "bmake is missing: apt-get install bmake (scripts/setup installs it)"
-    done = subprocess.run(["bmake", "-C", str(pkgdir), *args, "-V", f"${{{var}}}"], capture_output=True,
-                          text=True)
+    sysmk = pkgdir.parent.parent / "mk" / "sys"
+    done = subprocess.run(["bmake", "-m", str(sysmk), "-C", str(pkgdir), *args, "-V", f"${{{var}}}"],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr, done.stderr
     return done.stdout.strip()
 
 
@@ -308,11 +433,43 @@ def test_bmake_parses_the_export_and_checks_sysdir(repo, tmp_path):
     (sysdir / "include").mkdir(parents=True)
     (sysdir / "include" / "ppp.h").write_text("")
     assert bmake_var(a, "PKG_FAIL_REASON", f"SYSDIR={sysdir}") == ""
-    assert "not supported on NetBSD" in bmake_var(a, "PKG_FAIL_REASON", "OPSYS=NetBSD")
-    assert bmake_var(a, "PKG_FAIL_REASON", "PKG_SUGGESTED_OPTIONS=", "SYSDIR=/nonexistent") == ""
+    assert bmake_var(a, "PKG_FAIL_REASON", "PKG_OPTIONS=", "SYSDIR=/nonexistent") == ""
+    assert "not supported on SunOS" in bmake_var(a, "PKG_FAIL_REASON", "OPSYS=SunOS", "PKG_OPTIONS=a-kmod")
+    # NetBSD: the option is off by default, so the userland builds; switched on, it fails clearly
+    assert bmake_var(a, "PKG_OPTIONS", "OPSYS=NetBSD") == ""
+    assert bmake_var(a, "PKG_FAIL_REASON", "OPSYS=NetBSD") == ""
+    assert bmake_var(a, "PKG_OPTIONS") == "a-kmod"
+    reason = bmake_var(a, "PKG_FAIL_REASON", "OPSYS=NetBSD", "PKG_OPTIONS=a-kmod", "SYSDIR=/nonexistent")
+    assert "/nonexistent/lib/libkern/libkern.h is missing" in reason
+    assert "The NetBSD module is not available yet." in reason
+    netbsd_src = tmp_path / "netbsd-sys"
+    (netbsd_src / "lib" / "libkern").mkdir(parents=True)
+    (netbsd_src / "lib" / "libkern" / "libkern.h").write_text("")
+    reason = bmake_var(a, "PKG_FAIL_REASON", "OPSYS=NetBSD", "PKG_OPTIONS=a-kmod", f"SYSDIR={netbsd_src}")
+    assert "not available yet" in reason and "is missing" not in reason
+    # per-OPSYS CONFIGURE_ARGS
+    assert bmake_var(b, "CONFIGURE_ARGS") == "--with-foo --enable-relay"
+    assert bmake_var(b, "CONFIGURE_ARGS", "OPSYS=NetBSD") == "--with-foo"
 
 
 # --- the repository's own pkgsrc/ ---------------------------------------------------------------------
+
+def test_bmake_parses_the_repository_pkgsrc(tmp_path):
+    pkgsrc = tmp_path / "pkgsrc"
+    shutil.copytree(REPO / "pkgsrc", pkgsrc)
+    ppp, poptop = pkgsrc / "net" / "ppp-mppe", pkgsrc / "net" / "poptop"
+    stub_tree(pkgsrc, [ppp, poptop])
+    assert bmake_var(ppp, "PKGNAME") == "ppp-mppe-2.4.9"
+    assert bmake_var(poptop, "PKGNAME") == "poptop-1.4.0"
+    assert bmake_var(ppp, "PKG_OPTIONS") == "ppp-mppe-kmod"
+    assert bmake_var(ppp, "PKG_OPTIONS", "OPSYS=NetBSD") == ""
+    assert bmake_var(ppp, "PKG_FAIL_REASON", "OPSYS=NetBSD") == ""
+    reason = bmake_var(ppp, "PKG_FAIL_REASON", "OPSYS=NetBSD", "PKG_OPTIONS=ppp-mppe-kmod", "SYSDIR=/none")
+    assert "/none/lib/libkern/libkern.h is missing" in reason
+    assert "The NetBSD ppp_mppe kernel module is not available yet." in reason
+    assert "--enable-bcrelay" in bmake_var(poptop, "CONFIGURE_ARGS").split()
+    assert "--enable-bcrelay" not in bmake_var(poptop, "CONFIGURE_ARGS", "OPSYS=NetBSD").split()
+
 
 def repo_layout() -> Layout:
     return Layout.default(root=REPO)
@@ -378,14 +535,44 @@ def test_repository_patches_apply_with_p0_and_no_fuzz(tmp_path):
         with tarfile.open(distfile) as tar:
             tar.extractall(work, filter="data")
         wrksrc = work / recipe.wrksrc
-        for patch in sorted((REPO / "pkgsrc" / "net" / recipe.name / "patches").glob("patch-*")):
-            targets = [line[4:].split("\t")[0] for line in patch.read_text().splitlines()
-                       if line.startswith("+++ ")]
-            for target in targets:
-                assert (wrksrc / target).is_file(), f"{patch.name}: target {target} does not exist in WRKSRC"
+        patches = sorted((REPO / "pkgsrc" / "net" / recipe.name / "patches").glob("patch-*"))
+        assert pkglint.patch_target_problems(patches, pkglint.distfile_files(distfile, recipe.wrksrc)) == []
+        for patch in patches:
             done = subprocess.run(["patch", "-p0", "-F0", "--batch", "--forward", "-i", str(patch)],
                                   cwd=wrksrc, capture_output=True, text=True, stdin=subprocess.DEVNULL)
             assert done.returncode == 0, f"{patch.name} does not apply:\n{done.stdout}{done.stderr}"
+
+
+@pytest.mark.integration
+def test_repository_plist_entries_are_installed():
+    """Every PLIST entry of the Linux package is produced by an install step: the Makefile's install lines
+    (their sources exist in the distfile) or upstream's `make install`, established from our real stage
+    (work/<pkg>/stage, which the same upstream targets filled). The examples match the stage's too."""
+    layout = repo_layout()
+    checked = 0
+    for recipe in exported_recipes(load_all(REPO), layout):
+        stage = layout.stage_prefix(recipe.name)
+        distfile = layout.distdir / recipe.distfiles[0].name
+        if not stage.is_dir() or not distfile.is_file():
+            continue
+        pkgdir = REPO / "pkgsrc" / "net" / recipe.name
+        installed, problems = pkglint.installed_by_makefile(pkgdir)
+        assert problems == []
+        sources = pkglint.distfile_files(distfile, recipe.wrksrc)
+        for where, srcs, _ in pkglint.install_lines(pkgdir):
+            for src in srcs:
+                if src.startswith("${WRKSRC}/"):
+                    assert src.removeprefix("${WRKSRC}/") in sources, f"{recipe.name} {where}: {src} missing"
+        entries = [e for name in ("PLIST", "PLIST.Linux") if (pkgdir / name).is_file()
+                   for e in pkglint.plist_paths(pkgdir / name) if not e.startswith("${PLIST.")]
+        for entry in entries:
+            assert entry in installed or (stage / entry).is_file(), f"{recipe.name}: nothing installs {entry}"
+        staged_examples = {p.relative_to(stage).as_posix() for p in (stage / "share" / "examples").rglob("*")
+                           if p.is_file()}
+        assert staged_examples == {p for p in installed if p.startswith("share/examples/")}
+        checked += 1
+    if not checked:
+        pytest.skip("no staged build under work/ (run `buildtool package` first)")
 
 
 def test_repository_plist_matches_recipe_plist():

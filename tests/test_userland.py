@@ -105,8 +105,11 @@ def test_stage_matches_plist(built: Layout, name: str) -> None:
     recipe = load_all(ROOT)[name]
     kernel = recipe.kernel_patches != ""
     variables = {**recipe.plist_vars, **(_kernel_plist_vars(built) if kernel else {})}
-    listed = read_plists(plist_sources(recipe.dir, "Linux"), variables, {"kmod": kernel})
-    assert listed == sorted(listed), "PLIST must be sorted"
+    sources = plist_sources(recipe.dir, "Linux")
+    listed = read_plists(sources, variables, {"kmod": kernel})
+    for source in sources:  # each sorted; PLIST.Linux follows PLIST
+        one = read_plists([source], variables, {"kmod": kernel})
+        assert one == sorted(one), f"{source.name} must be sorted"
     stage = built.stage_prefix(name)
     staged = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file() or p.is_symlink())
     assert staged == sorted(listed)

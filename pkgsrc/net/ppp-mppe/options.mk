@@ -2,8 +2,14 @@
 
 PKG_OPTIONS_VAR=	PKG_OPTIONS.ppp-mppe
 PKG_SUPPORTED_OPTIONS=	ppp-mppe-kmod
-PKG_SUGGESTED_OPTIONS=	ppp-mppe-kmod
 PLIST_VARS+=	kmod
+
+.include "../../mk/bsd.prefs.mk"
+
+# ppp-mppe-kmod is on by default only where it builds without extra setup.
+.if ${OPSYS} == "Linux"
+PKG_SUGGESTED_OPTIONS+=	ppp-mppe-kmod
+.endif
 
 .include "../../mk/bsd.options.mk"
 
@@ -17,6 +23,11 @@ SYSDIR?=	/usr/src/linux
 KMOD_SYSDIR_CHECK=	${SYSDIR}/drivers/net/ppp/ppp_generic.c
 KMOD_BUILDDIR?=	/lib/modules/${KMOD_KVER}/build
 KMOD_KVER?=	${:!${UNAME} -r!}
+.  elif ${OPSYS} == "NetBSD"
+SYSDIR?=	/usr/src/sys
+KMOD_SYSDIR_CHECK=	${SYSDIR}/lib/libkern/libkern.h
+PKG_FAIL_REASON+=	"The NetBSD ppp_mppe kernel module is not available yet." \
+			"Build without it: PKG_OPTIONS.ppp-mppe=-ppp-mppe-kmod"
 .  else
 PKG_FAIL_REASON+=	"The MPPE kernel module of ${PKGNAME} is not supported on ${OPSYS}." \
 			"Build without it: PKG_OPTIONS.ppp-mppe=-ppp-mppe-kmod"

@@ -1,0 +1,204 @@
+"""The serial console as a framed command channel (pexpect), with a crash watch on everything it reads.
+
+Framing (anita's trick, see docs/vm.md): the shell's prompt is set to an unguessable token, sent in two
+quoted halves so that the echo of the command that sets it can never match it; each command is sent
+base64-encoded (no quoting or line-length trouble) and followed by an exit-status sentinel that carries
+the same token and a sequence number. Echo is turned off once the prompt is set, so what is read between
+the command and its sentinel is the command's output (with any kernel messages that arrived meanwhile).
+
+Every read also watches for the guest OS's crash patterns. A match raises GuestCrash (a TestFailure: the
+product broke the kernel); QEMU dying without one, or the console going silent past the watchdog, raises
+HarnessError.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pexpect
+
+from ..errors import HarnessError, TestFailure
+
+CHUNK = 512  # base64 characters per line sent to the guest's tty (its line buffer holds 4095)
+CRASH_TAIL_SECONDS = 3.0  # after a crash pattern, how long to keep reading so the trace is in the log
+
+
+class GuestCrash(TestFailure):
+    """The guest kernel reported an oops, BUG, panic, lockup or warning."""
+
+
+class CommandTimeout(TestFailure):
+    """A command did not finish within its timeout (the guest may be hung)."""
+
+
+@dataclass
+class CommandResult:
+    status: int
+    output: str
+
+
+class Console:
+    """One QEMU process and its serial console."""
+
+    def __init__(self, argv: list[str], log_path: Path, crash_patterns: tuple[str, ...], deadline: float):
+        self.log_path = log_path
+        self.deadline = deadline  # the global watchdog, as a time.monotonic() value
+        self.crash_re = re.compile("|".join(f"(?:{p})" for p in crash_patterns))
+        token = secrets.token_hex(8)
+        self._halves = (f"bt{token[:8]}", f"{token[8:]}")
+        self.prompt = "".join(self._halves) + "# "
+        self._seq = 0
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("a", encoding="utf-8", errors="replace")
+        self._log.write(f"### {' '.join(argv)}\n")
+        self._log.flush()
+        try:
+            self.child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", codec_errors="replace",
+                                       timeout=None, maxread=65536, searchwindowsize=None, echo=False)
+        except pexpect.ExceptionPexpect as e:
+            raise HarnessError(f"cannot start {argv[0]}: {e}") from None
+        self.child.logfile_read = self._log
+
+    # --- reading ----------------------------------------------------------------------------------
+    def _remaining(self, timeout: float) -> tuple[float, bool]:
+        """The time to wait, and whether it is the watchdog (not the command's timeout) that limits it."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise HarnessError(f"the global watchdog expired; console log: {self.log_path}")
+        return (timeout, False) if timeout < left else (left, True)
+
+    def expect(self, pattern: str | re.Pattern, timeout: float, what: str) -> re.Match:
+        """Wait for `pattern`, failing on a crash pattern, on QEMU's exit and on the timeout."""
+        wait, watchdog = self._remaining(timeout)
+        patterns = [pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(pattern)),
+                    self.crash_re, pexpect.EOF, pexpect.TIMEOUT]
+        i = self.child.expect(patterns, timeout=wait)
+        if i == 0:
+            return self.child.match
+        if i == 1:
+            line = self._crash_line()
+            self._drain(CRASH_TAIL_SECONDS)
+            raise GuestCrash(f"guest kernel crash while {what}: {line}\nconsole log: {self.log_path}")
+        if i == 2:
+            self._log.flush()
+            text = self.log_path.read_text(errors="replace")
+            crash = self.crash_re.search(text)
+            if crash:  # e.g. a panic whose message arrived together with QEMU's exit
+                raise GuestCrash(f"guest kernel crash while {what}: {crash.group(0)}\n"
+                                 f"console log: {self.log_path}")
+            raise HarnessError(f"QEMU exited while {what} (exit status {self.exit_status()})\n"
+                               f"console log: {self.log_path}")
+        if watchdog:
+            raise HarnessError(f"the global watchdog expired while {what}; console log: {self.log_path}")
+        raise CommandTimeout(f"timed out after {timeout:.0f}s while {what}\nconsole log: {self.log_path}")
+
+    def _crash_line(self) -> str:
+        before = self.child.before or ""
+        start = before.rfind("\n") + 1
+        after = self.child.buffer or ""
+        end = after.find("\n")
+        return (before[start:] + self.child.after + (after if end < 0 else after[:end])).strip()
+
+    def _drain(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                self.child.read_nonblocking(65536, timeout=max(0.05, end - time.monotonic()))
+            except (pexpect.TIMEOUT, pexpect.EOF):
+                if not self.child.isalive():
+                    break
+
+    def scan_pending(self) -> None:
+        """Read whatever arrived since the last command; raise GuestCrash if it holds a crash pattern."""
+        self._drain(0.2)
+        pending = self.child.buffer or ""
+        m = self.crash_re.search(pending)
+        if m:
+            self._drain(CRASH_TAIL_SECONDS)
+            raise GuestCrash(f"guest kernel crash between commands: {m.group(0)}\n"
+                             f"console log: {self.log_path}")
+        self.child.buffer = ""
+
+    # --- the framed channel ----------------------------------------------------------------------
+    def wait_ready(self, marker: str, timeout: float) -> None:
+        self.expect(marker, timeout, "booting")
+
+    def set_prompt(self, timeout: float = 30) -> None:
+        """Turn echo off and set the unguessable prompt (two quoted halves: the echo cannot match)."""
+        a, b = self._halves
+        self.child.send(f"stty -echo; PS1='{a}''{b}# '\n")
+        self.expect(self.prompt, timeout, "setting the prompt")
+
+    def run(self, cmd: str, timeout: float) -> CommandResult:
+        """Run `cmd` with /bin/sh in the guest; return its exit status and output."""
+        self._seq += 1
+        seq = self._seq
+        encoded = base64.b64encode(cmd.encode()).decode()
+        chunks = [encoded[i:i + CHUNK] for i in range(0, len(encoded), CHUNK)] or [""]
+        for i, chunk in enumerate(chunks):
+            op = ">" if i == 0 else ">>"
+            if i < len(chunks) - 1:
+                self.child.send(f"echo {chunk} {op} /tmp/.bt-cmd.b64\n")
+                self.expect(self.prompt, 30, "sending a command")
+        a, b = self._halves
+        op = ">" if len(chunks) == 1 else ">>"
+        self.child.send(f"echo {chunks[-1]} {op} /tmp/.bt-cmd.b64; "
+                        "base64 -d /tmp/.bt-cmd.b64 > /tmp/.bt-cmd; "
+                        f"sh /tmp/.bt-cmd </dev/null; echo \"{a}\"\"{b}-{seq}=$?\"\n")
+        sentinel = re.compile(re.escape(a + b) + f"-{seq}=(\\d+)\r*\n")
+        try:
+            m = self.expect(sentinel, timeout, f"running: {_short(cmd)}")
+        except CommandTimeout:
+            self.interrupt()
+            raise
+        output = (self.child.before or "").replace("\r", "")
+        status = int(m.group(1))
+        self.expect(self.prompt, 30, "waiting for the prompt")
+        return CommandResult(status, output)
+
+    def interrupt(self) -> None:
+        """Send ^C and give the shell a moment to come back (best effort: the guest is marked dirty)."""
+        try:
+            self.child.sendintr()
+            self.child.expect([re.escape(self.prompt), pexpect.EOF, pexpect.TIMEOUT], timeout=5)
+        except (OSError, pexpect.ExceptionPexpect):
+            pass
+
+    def send_raw(self, text: str) -> None:
+        self.child.send(text)
+
+    # --- the end -----------------------------------------------------------------------------------
+    def wait_exit(self, timeout: float) -> bool:
+        try:
+            self.child.expect(pexpect.EOF, timeout=timeout)
+        except pexpect.TIMEOUT:
+            return False
+        self.child.wait()
+        return True
+
+    def exit_status(self) -> int | None:
+        if self.child.isalive():
+            return None
+        self.child.wait()
+        return self.child.exitstatus if self.child.exitstatus is not None else -(self.child.signalstatus or 0)
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+        self.child.close(force=True)
+        self._log.flush()
+        self._log.close()
+
+    def text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+def _short(cmd: str, n: int = 100) -> str:
+    cmd = " ".join(cmd.split())
+    return cmd if len(cmd) <= n else cmd[:n - 3] + "..."

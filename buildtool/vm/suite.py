@@ -1,0 +1,157 @@
+"""`buildtool test`: run the VM scenarios (pytest, in a subprocess) and, with --control, the controls.
+
+The scenarios live in tests/vm/ and run under pytest both ways (`make test` and `buildtool test`); this
+module only chooses what to run, passes the settings through the environment (see tests/vm/conftest.py),
+and turns pytest's verdict into the tool's exit codes: 0 all green, 10 (TestFailure) a scenario failed or
+a negative control was not caught, 11 (HarnessError) the harness broke.
+
+Negative controls: each patch in patches/ppp-mppe/broken/ (never shipped, never in distinfo) is built into
+a variant of our modules, and the scenarios its header names (`Expect-Fail: test_name[param]`) run against
+it. A control is caught when every one of them fails; one that passes means the suite cannot see that
+class of bug, which is itself a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import HarnessError, TestFailure, UsageError
+from ..layout import Layout
+
+EXPECT_FAIL = re.compile(r"^Expect-Fail:\s*(.+)$", re.M)
+
+
+@dataclass
+class Outcome:
+    """What one pytest run did, per test name (`test_x[param]`): passed, failed, error, skipped."""
+
+    returncode: int
+    junit: Path
+    tests: dict[str, str] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def harness_broke(self) -> bool:
+        return any(re.match(r"(buildtool\.errors\.)?HarnessError\b", m) for m in self.messages.values())
+
+
+def run_suite(args: argparse.Namespace, layout: Layout) -> int:
+    results = Path(args.results).resolve()
+    results.mkdir(parents=True, exist_ok=True)
+    if args.control:
+        return _run_controls(args, layout, results)
+    outcome = _pytest(args, layout, results, results / "junit.xml", keyword=args.keyword)
+    print(f"buildtool test: JUnit XML {outcome.junit}; console logs under {results / 'console'}",
+          file=sys.stderr)
+    if outcome.returncode == 5:
+        raise UsageError(f"no VM scenario matches -k {args.keyword!r}")
+    if outcome.harness_broke:
+        raise HarnessError("the VM harness broke (not a verdict on the product); see " + str(outcome.junit))
+    if outcome.returncode == 1:
+        failed = sorted(n for n, s in outcome.tests.items() if s in ("failed", "error"))
+        raise TestFailure(f"{len(failed)} VM scenario(s) failed: {', '.join(failed)}\n"
+                          f"JUnit XML: {outcome.junit}; console logs: {results / 'console'}")
+    if outcome.returncode != 0:
+        raise HarnessError(f"pytest ended with exit status {outcome.returncode}; see {outcome.junit}")
+    return 0
+
+
+def control_patches(layout: Layout) -> list[tuple[Path, list[str]]]:
+    """The negative-control patches and the scenarios each must make fail."""
+    from ..patch import series
+
+    found = []
+    for p in series(layout.root / "patches" / "ppp-mppe" / "broken"):
+        expected = [name.strip() for line in EXPECT_FAIL.findall(p.read_text()) for name in line.split(",")]
+        if not expected:
+            raise UsageError(f"{p}: a negative control must name the scenarios it breaks "
+                             f"(`Expect-Fail: name`)")
+        found.append((p, expected))
+    return found
+
+
+def _run_controls(args: argparse.Namespace, layout: Layout, results: Path) -> int:
+    from .. import kmod, pipeline
+    from ..distinfo import read_distinfo
+    from ..patch import series
+    from ..recipe import load_all, select
+
+    controls = control_patches(layout)
+    if not controls:
+        raise UsageError(f"no negative controls in {layout.root / 'patches/ppp-mppe/broken'}")
+    recipes = select(load_all(layout.root), [])
+    ctx = pipeline.Context(layout=layout, options=pipeline.Options(
+        jobs=args.jobs, offline=args.offline, kernel=args.kernel, through="package", progress=False))
+    pipeline.run(ctx, recipes)
+    target = ctx.kernel_target or kmod.resolve_target(args.kernel, layout, {}, offline=args.offline,
+                                                      log=layout.work / "kernel" / "resolve.log")
+    recipe = next(r for r in recipes if r.name == "ppp-mppe")
+    distinfo = read_distinfo(recipe.distinfo_path)
+    kpatches = series(recipe.patch_dir(layout.root), include=recipe.kernel_patches)
+    rows = []
+    for patch, expected in controls:
+        dest = layout.pkg_work(recipe.name) / "controls" / patch.name
+        kmod.build_modules(target, recipe, kpatches, distinfo, layout, jobs=args.jobs,
+                           log_dir=layout.logs(recipe.name), extra_patches=(patch,), dest=dest)
+        keyword = " or ".join(sorted({n.split("[", 1)[0] for n in expected}))
+        outcome = _pytest(args, layout, results, results / f"junit-control-{patch.name}.xml", keyword=keyword,
+                          env={"BUILDTOOL_VM_MODULES": str(dest), "BUILDTOOL_VM_VARIANT": patch.name})
+        if outcome.harness_broke:
+            raise HarnessError(f"the VM harness broke while running control {patch.name}; "
+                               f"see {outcome.junit}")
+        failed = {n for n, s in outcome.tests.items() if s in ("failed", "error")}
+        missing = [n for n in expected if n not in outcome.tests]
+        if missing:
+            raise UsageError(f"{patch}: Expect-Fail names unknown scenarios: {', '.join(missing)}")
+        caught = all(n in failed for n in expected)
+        rows.append((patch.name, expected, sorted(failed), caught))
+    print("\nnegative controls (each must make its scenarios fail):", file=sys.stderr)
+    for name, expected, failed, caught in rows:
+        print(f"  {name}: {'CAUGHT' if caught else 'NOT CAUGHT'}; expected to fail: {', '.join(expected)}; "
+              f"failed: {', '.join(failed) or 'nothing'}", file=sys.stderr)
+    missed = [r[0] for r in rows if not r[3]]
+    if missed:
+        raise TestFailure(f"negative control(s) not caught by the suite: {', '.join(missed)}")
+    print(f"all {len(rows)} negative controls caught", file=sys.stderr)
+    return 0
+
+
+def _pytest(args: argparse.Namespace, layout: Layout, results: Path, junit: Path, keyword: str | None,
+            env: dict[str, str] | None = None) -> Outcome:
+    cmd = [sys.executable, "-m", "pytest", str(layout.root / "tests" / "vm"), "-m", "vm", "-ra",
+           "-p", "no:cacheprovider", "--durations=0", f"--junitxml={junit}", "-o", "junit_family=xunit1",
+           "-o", "junit_logging=system-err"]
+    if keyword:
+        cmd += ["-k", keyword]
+    full_env = dict(os.environ, BUILDTOOL_KERNEL=args.kernel, BUILDTOOL_VM_RESULTS=str(results),
+                    BUILDTOOL_JOBS=str(args.jobs), BUILDTOOL_OFFLINE="1" if args.offline else "0")
+    full_env.update(env or {})
+    print(f"buildtool test: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    rc = subprocess.call(cmd, cwd=layout.root, env=full_env)
+    return read_junit(junit, rc)
+
+
+def read_junit(path: Path, returncode: int) -> Outcome:
+    outcome = Outcome(returncode=returncode, junit=path)
+    if not path.exists():
+        return outcome
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("name", "")
+        state, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                state = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
+                message = child.get("message") or ""  # "module.ExceptionClass: text" (not the traceback)
+                break
+        if outcome.tests.get(name) in ("failed", "error"):
+            continue  # a teardown error after a failure keeps the failure
+        outcome.tests[name] = state
+        outcome.messages[name] = message
+    return outcome

@@ -1,0 +1,187 @@
+"""Fixtures of the VM scenarios: one booted guest for the whole session, rebooted when a scenario dirties it.
+
+The `vm` fixture (the contract other tests code against): a session-scoped Guest with
+`run(cmd, timeout=60, check=True) -> CommandResult(status, output)`, `release` and `console_log`. Before it
+boots, the build is brought up to date (the pipeline through `package` for every recipe with the kernel
+profile; a no-op when everything is current), then the guest image is built or taken from the cache.
+
+Settings come from the environment so that `buildtool test` (which runs pytest in a subprocess) and a plain
+`pytest` agree:
+  BUILDTOOL_KERNEL       kernel profile (default linux-6.1)
+  BUILDTOOL_OFFLINE      1: never download
+  BUILDTOOL_VM_RESULTS   where console logs and figures go (default ./results)
+  BUILDTOOL_VM_MODULES   a directory of ppp_generic.ko/ppp_mppe.ko to test instead of ours (the negative
+                         controls of `buildtool test --control`)
+  BUILDTOOL_VM_VARIANT   the name of that module set (for the logs)
+  BUILDTOOL_JOBS         make jobs for the build (default: number of CPUs)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from buildtool.layout import Layout
+from buildtool.vm.guest import Guest, LinuxGuest
+from buildtool.vm.image import Image, ImageInputs, build_image
+from buildtool.vm.qemu import QemuTcg, SocketNic
+from buildtool.vm.topology import SingleGuest, TwoGuests
+
+_STARTED = time.monotonic()
+
+
+@dataclass
+class Figures:
+    """Benchmark figures of the session: printed at the end and written to <results>/figures.json."""
+
+    path: Path
+    values: dict[str, object] = field(default_factory=dict)
+
+    def record(self, name: str, value: object) -> None:
+        self.values[name] = value
+        print(f"figure: {name} = {value}", file=sys.stderr)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.values, indent=2, sort_keys=True) + "\n")
+
+
+def _results() -> Path:
+    return Path(os.environ.get("BUILDTOOL_VM_RESULTS", "results")).resolve()
+
+
+_FIGURES = Figures(_results() / "figures.json")
+
+
+@pytest.fixture(scope="session")
+def figures() -> Figures:
+    return _FIGURES
+
+
+@pytest.fixture(scope="session")
+def vm_image() -> Image:
+    """Bring the build up to date, resolve the kernel, build (or reuse) the guest image."""
+    from buildtool import kmod, pipeline
+    from buildtool.recipe import load_all, select
+
+    layout = Layout.default()
+    profile = os.environ.get("BUILDTOOL_KERNEL", "linux-6.1")
+    offline = os.environ.get("BUILDTOOL_OFFLINE") == "1"
+    jobs = int(os.environ.get("BUILDTOOL_JOBS") or os.cpu_count() or 2)
+    recipes = select(load_all(layout.root), [])
+    ctx = pipeline.Context(layout=layout, options=pipeline.Options(
+        jobs=jobs, offline=offline, kernel=profile, through="package", progress=False))
+    t0 = time.monotonic()
+    pipeline.run(ctx, recipes)
+    target = ctx.kernel_target or kmod.resolve_target(profile, layout, {}, offline=offline,
+                                                      log=layout.work / "kernel" / "resolve.log")
+    _FIGURES.record("build_check_seconds", round(time.monotonic() - t0, 2))
+    modules = os.environ.get("BUILDTOOL_VM_MODULES")
+    inputs = ImageInputs(
+        release=target.release, vmlinuz=target.vmlinuz, modules_root=target.modules_root,
+        packages=tuple(layout.packages_all / f"{r.pkgname}.tgz" for r in recipes if r.packaged),
+        our_modules=Path(modules) if modules else None,
+        variant=os.environ.get("BUILDTOOL_VM_VARIANT", "ours"))
+    t0 = time.monotonic()
+    image = build_image(inputs, layout, offline=offline)
+    _FIGURES.record("image_seconds", round(time.monotonic() - t0, 2))
+    return image
+
+
+class GuestFactory:
+    """Makes guests from the session's image and shuts them all down at the end."""
+
+    def __init__(self, image: Image, log_dir: Path):
+        self.image = image
+        self.log_dir = log_dir
+        self.guests: list[Guest] = []
+
+    def make(self, name: str, nics: tuple[SocketNic, ...] = ()) -> Guest:
+        g = Guest(name=name, os=LinuxGuest(), vmm=QemuTcg(), kernel=self.image.kernel,
+                  initrd=self.image.initrd, log_dir=self.log_dir, release=self.image.release, nics=nics)
+        self.guests.append(g)
+        return g
+
+    def close(self) -> None:
+        for g in self.guests:
+            g.shutdown()
+
+
+@pytest.fixture(scope="session")
+def vm_factory(vm_image: Image):
+    variant = os.environ.get("BUILDTOOL_VM_VARIANT", "ours")
+    factory = GuestFactory(vm_image, _results() / "console" / variant)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="session")
+def vm(vm_factory: GuestFactory) -> Guest:
+    """The session's guest (booted on first use; a dirty guest reboots on its next command)."""
+    g = vm_factory.make("guest")
+    g.boot()
+    _FIGURES.record("boot_to_ready_seconds", round(g.boot_seconds[-1], 2))
+    return g
+
+
+@pytest.fixture(scope="session")
+def _tunnel_topology(vm: Guest) -> SingleGuest:
+    return SingleGuest(vm)
+
+
+@pytest.fixture
+def tunnel(_tunnel_topology: SingleGuest) -> SingleGuest:
+    """The single-guest topology, set up (again, after a reboot) with pptpd serving in `server`."""
+    return _tunnel_topology.ensure()
+
+
+@pytest.fixture(scope="session")
+def two_guests(vm_factory: GuestFactory) -> TwoGuests:
+    port = 20000 + os.getpid() % 20000
+    server = vm_factory.make("server", (SocketNic(port, listen=True, mac="52:54:00:00:00:01"),))
+    client = vm_factory.make("client", (SocketNic(port, listen=False, mac="52:54:00:00:00:02"),))
+    return TwoGuests(server, client)
+
+
+@pytest.fixture(autouse=True)
+def _guest_health(request):
+    """After every scenario that used a guest: no crash pattern since, no bad taint (else: an error)."""
+    yield
+    for name in ("vm", "two_guests"):
+        if name not in request.fixturenames:
+            continue
+        obj = request.getfixturevalue(name)
+        for g in (obj.guests() if hasattr(obj, "guests") else [obj]):
+            g.check_health()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the console log's path (and its last lines, on failure) to each scenario's report."""
+    outcome = yield
+    report = outcome.get_result()
+    guest = item.funcargs.get("vm") if hasattr(item, "funcargs") else None
+    if guest is None or report.when == "setup" and report.passed:
+        return
+    log = guest.console_log
+    if ("console_log", str(log)) not in item.user_properties:
+        item.user_properties.append(("console_log", str(log)))
+    if report.failed and log.exists():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:])
+        report.sections.append(("console log", f"{log}\n{tail}"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _FIGURES.values:
+        return
+    _FIGURES.record("session_wall_seconds", round(time.monotonic() - _STARTED, 1))
+    terminalreporter.section("VM figures (benchmark output, not asserted)")
+    for k, v in sorted(_FIGURES.values.items()):
+        terminalreporter.write_line(f"{k}: {v}")
+    _FIGURES.save()

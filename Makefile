@@ -5,7 +5,7 @@ PYTEST    = .venv/bin/pytest
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 KERNEL   ?= linux-6.1
 
-.PHONY: all setup demo package build fetch test test-unit lint clean distclean bench
+.PHONY: all setup demo package build fetch test test-controls test-unit lint clean distclean bench
 
 all: package
 
@@ -25,8 +25,14 @@ package: setup
 demo: package
 	$(BUILDTOOL) test --kernel $(KERNEL) -k smoke
 
+# Everything: unit tests, real builds, the VM scenarios (JUnit XML in results/), then the negative
+# controls (deliberately broken modules the VM suite must catch).
 test: setup
-	$(PYTEST) -ra
+	$(PYTEST) -ra --junitxml=results/junit-pytest.xml
+	$(BUILDTOOL) test --control --kernel $(KERNEL) -j$(JOBS)
+
+test-controls: setup
+	$(BUILDTOOL) test --control --kernel $(KERNEL) -j$(JOBS)
 
 test-unit: setup
 	$(PYTEST) -ra -m "not integration"

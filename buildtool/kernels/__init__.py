@@ -9,8 +9,10 @@ class: `LinuxKernel` (kernels/linux.py) and `NetBSDKernel` (kernels/netbsd.py). 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import UsageError
+from ..layout import Layout
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,16 @@ PROFILES: tuple[Profile, ...] = (
             modules=("ppp_mppe",), module_suffix=".kmod", sysdir_checks=_NETBSD_CHECKS,
             module_kind="module", default_sysdir="/usr/src/sys"),
 )
+
+
+class KernelFamily:
+    """What every kernel family class holds; LinuxKernel and NetBSDKernel add how to resolve and build."""
+
+    def __init__(self, profile: Profile, layout: Layout, options: dict, log: Path):
+        self.profile = profile
+        self.layout = layout
+        self.options = options  # --sysdir, --kernel-dir, --kernel-source, --host
+        self.log = log
 
 
 def _families() -> dict[str, type]:

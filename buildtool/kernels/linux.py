@@ -28,11 +28,10 @@ from ..distinfo import Distinfo, patch_sha1
 from ..errors import FetchError, HostToolError, KernelError
 from ..fsutil import atomic_path, text_digest, write_if_changed
 from ..kmod import KernelTarget, read_cached_manifest
-from ..layout import Layout
 from ..recipe import Recipe
 from ..runlog import run
 from ..templating import render, template_env
-from . import Profile
+from . import KernelFamily, Profile
 
 # Members of the kernel source the modules need, relative to the tree root. Makefile only gives the upstream
 # version (checked against the headers'); ppp-comp.h is identical in linux-headers-<abi>-common, where it is
@@ -294,14 +293,8 @@ def unpack_debs(debs: list[Path], dest: Path, log: Path) -> None:
 
 
 # --- the family class --------------------------------------------------------------------------------------
-class LinuxKernel:
+class LinuxKernel(KernelFamily):
     """A Debian Linux kernel profile: resolve it from apt (or local copies), build modules with kbuild."""
-
-    def __init__(self, profile: Profile, layout: Layout, options: dict, log: Path):
-        self.profile = profile
-        self.layout = layout
-        self.options = options
-        self.log = log
 
     @classmethod
     def needs(cls, profile: Profile) -> list[str]:

@@ -15,9 +15,8 @@ from pathlib import Path
 from ..distinfo import Distinfo
 from ..errors import KernelError
 from ..kmod import KernelTarget
-from ..layout import Layout
 from ..recipe import Recipe
-from . import Profile
+from . import KernelFamily, Profile
 
 _HOST = re.compile(
     r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d+))?$")
@@ -44,14 +43,8 @@ def release_matches(profile: Profile, uname_r: str) -> bool:
     return uname_r == profile.version or uname_r.startswith(profile.version + ".")
 
 
-class NetBSDKernel:
+class NetBSDKernel(KernelFamily):
     """A NetBSD kernel profile: a source tree plus an SSH build host."""
-
-    def __init__(self, profile: Profile, layout: Layout, options: dict, log: Path):
-        self.profile = profile
-        self.layout = layout
-        self.options = options
-        self.log = log
 
     @classmethod
     def needs(cls, profile: Profile) -> list[str]:

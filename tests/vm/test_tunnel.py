@@ -163,6 +163,14 @@ IMPAIRMENTS = {
     "corrupt": "corrupt 5%",
 }
 
+# Nothing below the PPP layer detects netem's bit flips (PPTP's GRE carries no checksum and the PPP frames
+# no FCS). A flip in MPPE's 12-bit coherency count makes the stateless receiver rekey ahead to the bogus
+# count (RFC 3078 8.1: it cannot tell it from a real one), and the genuine packets that follow are then
+# discarded as late until the sender's count catches up: a burst of up to 2047 lost packets. Seen here:
+# 12/40 small pings in one run, 33-40/40 in others. So under corruption the tunnel must survive, and after
+# it recover once the sender has sent enough packets to pass any bogus count; a quick flood does that.
+CATCH_UP_PACKETS = 2100  # > 2047, the largest jump a corrupted count can make without looking late
+
 
 @pytest.mark.parametrize("kind", list(IMPAIRMENTS))
 def test_netem(link: SingleGuest, kind: str, figures):
@@ -176,10 +184,14 @@ def test_netem(link: SingleGuest, kind: str, figures):
         figures.record(f"netem_{kind}_small_received", f"{received}/{sent}")
         big_sent, big_received = ping_stats(big)
         figures.record(f"netem_{kind}_3000_received", f"{big_received}/{big_sent}")
-        assert received >= sent // 2, f"{kind}: only {received}/{sent} small pings through the tunnel"
+        if kind != "corrupt":  # see above: corruption may black the tunnel out for its whole duration
+            assert received >= sent // 2, f"{kind}: only {received}/{sent} small pings got through"
+        assert link.connected(), f"during {kind}: the client's pppd went away"
     finally:
         link.impair("")
     time.sleep(0.3)
+    if kind == "corrupt":
+        link.client(f"{PING} -f -c {CATCH_UP_PACKETS} -w 60 {peer} >/dev/null", timeout=90, check=False)
     sent, received = ping_stats(link.client(f"{PING} -c 10 -i 0.1 -W 2 {peer}", timeout=60,
                                             check=False).output)
     assert received == sent, f"after {kind}: {received}/{sent}: the tunnel did not recover"

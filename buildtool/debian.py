@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pwd
 import re
@@ -273,7 +274,7 @@ class AptArchive:
     def source_versions(self, source: str) -> list[str]:
         """Versions of source package `source` the archive offers (newest first, as apt sorts them)."""
         self._ensure_configured()
-        proc = self._apt(["apt-cache", "showsrc", "--only-source", source], check=False)
+        proc = self._query(["apt-cache", "showsrc", "--only-source", source])
         versions: list[str] = []
         package = None
         for line in proc.stdout.splitlines():
@@ -288,7 +289,7 @@ class AptArchive:
     def source_files(self, source: str, version: str) -> list[SourceFile]:
         """The files of source package `source` at `version` (URL, size, SHA256), without downloading."""
         self._ensure_configured()
-        proc = self._apt(["apt-get", "source", "--print-uris", "-q", f"{source}={version}"], check=False)
+        proc = self._query(["apt-get", "source", "--print-uris", "-q", f"{source}={version}"])
         files = [f for f in (_parse_print_uri(line) for line in proc.stdout.splitlines()) if f]
         if proc.returncode != 0 or not files:
             available = self.source_versions(source)
@@ -320,7 +321,7 @@ class AptArchive:
     def candidate_version(self, package: str) -> str | None:
         """The version `apt-get install package` would pick, or None if the archive has none."""
         self._ensure_configured()
-        proc = self._apt(["apt-cache", "policy", package], check=False)
+        proc = self._query(["apt-cache", "policy", package])
         for line in proc.stdout.splitlines():
             key, _, value = line.strip().partition(":")
             if key == "Candidate":
@@ -334,7 +335,7 @@ class AptArchive:
         version = version or self.candidate_version(package)
         if version is None:
             raise FetchError(f"no version of binary package {package} in the archive")
-        proc = self._apt(["apt-cache", "show", f"{package}={version}"], check=False)
+        proc = self._query(["apt-cache", "show", f"{package}={version}"])
         if proc.returncode != 0:
             raise FetchError(f"binary package {package} version {version} is not in the archive "
                              f"(candidate: {self.candidate_version(package) or 'none'})\n{_apt_errors(proc)}")
@@ -348,7 +349,7 @@ class AptArchive:
         if version is None:
             raise FetchError(f"no version of binary package {package} in the archive")
         spec = f"{package}={version}"
-        proc = self._apt(["apt-get", "download", "--print-uris", "-q", spec], check=False)
+        proc = self._query(["apt-get", "download", "--print-uris", "-q", spec])
         uris = [f for f in (_parse_print_uri(line) for line in proc.stdout.splitlines()) if f]
         if proc.returncode != 0 or len(uris) != 1:
             raise FetchError(f"binary package {spec} cannot be downloaded (candidate: "
@@ -356,7 +357,7 @@ class AptArchive:
         deb = uris[0]
         dest = dest_dir / deb.name
         if dest.exists() and dest.stat().st_size == deb.size and (
-                not deb.sha256 or file_digest(dest, "sha256") == deb.sha256):
+                not deb.sha256 or self._sha256(dest) == deb.sha256):
             return dest
         dest_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".apt-download.", dir=dest_dir) as tmp:
@@ -366,6 +367,50 @@ class AptArchive:
                 raise FetchError(f"apt-get download {spec} did not produce {deb.name}; see {self.log}")
             os.replace(got, dest)
         return dest
+
+    # answers that only change with the lists ----------------------------------------------------
+    @property
+    def _memo_file(self) -> Path:
+        return self.root / "state" / "buildtool-memo.json"
+
+    def _lists_fingerprint(self) -> str:
+        """Changes whenever `apt-get update` ran or the sources changed: what every answer depends on."""
+        parts = [p.stat().st_mtime_ns if p.exists() else 0 for p in (self._updated_stamp, self.sources_file)]
+        return ":".join(map(str, parts))
+
+    def _memo(self) -> dict:
+        try:
+            memo = json.loads(self._memo_file.read_text())
+        except (FileNotFoundError, ValueError):
+            memo = {}
+        if memo.get("fingerprint") != self._lists_fingerprint():
+            memo = {"fingerprint": self._lists_fingerprint(), "queries": {}, "sha256": {}}
+        return memo
+
+    def _save_memo(self, memo: dict) -> None:
+        write_if_changed(self._memo_file, json.dumps(memo, sort_keys=True))
+
+    def _query(self, cmd: list[str]) -> subprocess.CompletedProcess:
+        """A read-only apt query, answered from the memo while the lists are unchanged."""
+        memo = self._memo()
+        key = shlex.join(cmd)
+        if key in memo["queries"]:
+            rc, out, err = memo["queries"][key]
+            return subprocess.CompletedProcess(cmd, rc, out, err)
+        proc = self._apt(cmd, check=False)
+        memo["queries"][key] = [proc.returncode, proc.stdout, proc.stderr]
+        self._save_memo(memo)
+        return proc
+
+    def _sha256(self, path: Path) -> str:
+        """SHA256 of a downloaded file, remembered by size and mtime (the kernel .debs are 220 MB)."""
+        memo = self._memo()
+        st = path.stat()
+        key = f"{path}:{st.st_size}:{st.st_mtime_ns}"
+        if key not in memo["sha256"]:
+            memo["sha256"][key] = file_digest(path, "sha256")
+            self._save_memo(memo)
+        return memo["sha256"][key]
 
     # running apt ------------------------------------------------------------------------------
     def _ensure_configured(self) -> None:

@@ -261,3 +261,18 @@ def test_binary_package_candidate_depends_and_download(archive, tmp_path):
     mtime = deb.stat().st_mtime_ns
     assert archive.download_binary("hello", version, tmp_path) == deb  # reused when intact
     assert deb.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.integration
+def test_queries_are_memoised_until_the_lists_change(archive):
+    """A no-op build asks apt nothing twice; an `apt-get update` (new lists) invalidates the answers."""
+    def policy_runs() -> int:
+        return archive.log.read_text().count("apt-cache policy hello\n") if archive.log.exists() else 0
+
+    first = archive.candidate_version("hello")
+    runs = policy_runs()
+    assert archive.candidate_version("hello") == first
+    assert policy_runs() == runs  # answered from the memo
+    archive._updated_stamp.touch()  # what ensure_updated does after a real update
+    assert archive.candidate_version("hello") == first
+    assert policy_runs() == runs + 1

@@ -37,16 +37,19 @@ class BuildContext:
     verbose: bool = False
     prefix: str = PREFIX
     deps: dict[str, DepInfo] = field(default_factory=dict)
+    prefix_map: str = ""  # -ffile-prefix-map flags (Layout.prefix_map_flags) for reproducible objects
 
     @classmethod
     def for_recipe(cls, recipe: Recipe, layout: Layout, jobs: int = 2, verbose: bool = False) -> BuildContext:
         deps = {d: DepInfo(d, str(layout.stage(d)), str(layout.stage_prefix(d))) for d in recipe.depends}
         return cls(wrksrc=layout.srcdir(recipe.name) / recipe.wrksrc, destdir=layout.stage(recipe.name),
-                   log_dir=layout.logs(recipe.name), jobs=jobs, verbose=verbose, deps=deps)
+                   log_dir=layout.logs(recipe.name), jobs=jobs, verbose=verbose, deps=deps,
+                   prefix_map=layout.prefix_map_flags())
 
     def variables(self) -> dict[str, object]:
         return {"prefix": self.prefix, "destdir": str(self.destdir), "stage_prefix": str(self.stage_prefix),
-                "wrksrc": str(self.wrksrc), "jobs": self.jobs, "deps": self.deps}
+                "wrksrc": str(self.wrksrc), "jobs": self.jobs, "deps": self.deps,
+                "prefix_map": self.prefix_map}
 
     @property
     def stage_prefix(self) -> Path:

@@ -65,3 +65,9 @@ class Layout:
 
     def stage_prefix(self, name: str) -> Path:
         return self.stage(name) / PREFIX.lstrip("/")
+
+    def prefix_map_flags(self) -> str:
+        """Compiler flags that write the work tree and the cache under fixed names into debug info and
+        __FILE__, so packages built from the same inputs are byte-identical wherever the tree lives."""
+        return (f"-ffile-prefix-map={self.work.resolve()}=/buildtool/work "
+                f"-ffile-prefix-map={self.cache.resolve()}=/buildtool/cache")

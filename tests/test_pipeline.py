@@ -22,7 +22,7 @@ from buildtool.cli import main
 from buildtool.distinfo import distfile_sum, patch_sha1, write_distinfo
 
 HELLO_C = '#include <stdio.h>\nint main(void)\n{\n\tputs("{word}");\n\treturn 0;\n}\n'
-MAKEFILE = ("all: {name}\n{name}: {name}.c\n\t$(CC) -o {name} {name}.c\n"
+MAKEFILE = ("all: {name}\n{name}: {name}.c\n\t$(CC) $(CFLAGS) -o {name} {name}.c\n"
             "install:\n\tmkdir -p $(DESTDIR)$(PREFIX)/bin\n\tcp {name} $(DESTDIR)$(PREFIX)/bin/{name}\n")
 
 RECIPE = """
@@ -42,7 +42,7 @@ sites = ["http://127.0.0.1:9/"]
 wrksrc = "{name}-1.0"
 build = [
   ["sh", "-c", "if [ -n \\"$BT_SLOW\\" ]; then touch \\"$BT_SLOW\\"; sleep 60; fi"],
-  ["make", "CC=cc"],
+  ["make", "CC=cc", "CFLAGS=-g {{{{ prefix_map }}}}"],
 ]
 install = [["make", "install", "DESTDIR={{{{ destdir }}}}", "PREFIX={{{{ prefix }}}}"]]
 smoke = [["{{{{ stage_prefix }}}}/bin/{name}"]]
@@ -190,7 +190,7 @@ def test_patch_that_does_not_apply(repo, capsys):
 
 def test_build_failure_names_command_tail_and_log(repo, capsys):
     (repo / "hello/recipe.toml").write_text(
-        (repo / "hello/recipe.toml").read_text().replace('["make", "CC=cc"]', '["make", "CC=no-such-cc"]'))
+        (repo / "hello/recipe.toml").read_text().replace('"CC=cc"', '"CC=no-such-cc"'))
     assert bt("build", "hello") == 8
     err = capsys.readouterr().err
     assert "command: make CC=no-such-cc" in err

@@ -482,7 +482,8 @@ class LinuxKernel(KernelFamily):
             patch_phase.apply_series(extra_patches, unchecked, tree, log=log)
         moddir = tree / MODULE_DIR
         write_if_changed(moddir / "Kbuild", render_kbuild(target, tree / "include"))
-        run(kbuild_command(target, moddir, jobs) + ["modules"], log=log, what="building the kernel modules")
+        run(kbuild_command(target, moddir, jobs, kcflags=self.layout.prefix_map_flags()) + ["modules"],
+            log=log, what="building the kernel modules")
         built = [moddir / f"{m}{self.profile.module_suffix}" for m in target.modules]
         missing = [p.name for p in built if not p.exists()]
         if missing:
@@ -493,12 +494,13 @@ class LinuxKernel(KernelFamily):
         return install_modules(built, dest, log)
 
 
-def kbuild_command(target: KernelTarget, moddir: Path, jobs: int) -> list[str]:
+def kbuild_command(target: KernelTarget, moddir: Path, jobs: int, kcflags: str = "") -> list[str]:
     """make for an out-of-tree module dir, naming the tree, the release and the compiler explicitly."""
     cmd = ["make", "-C", str(target.build_dir)]
     if target.makefile is not None:
         cmd += ["-f", str(target.makefile)]
-    return cmd + [f"M={moddir}", f"KERNELRELEASE={target.release}", f"CC={target.compiler}", f"-j{jobs}"]
+    cmd += [f"M={moddir}", f"KERNELRELEASE={target.release}", f"CC={target.compiler}", f"-j{jobs}"]
+    return cmd + ([f"KCFLAGS={kcflags}"] if kcflags else [])
 
 
 def render_kbuild(target: KernelTarget, include_dir: Path) -> str:

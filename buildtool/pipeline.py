@@ -132,7 +132,8 @@ class PackageRun:
             # a half-applied or outdated series: start again from pristine sources
             self.stamps.clear("extract")
             self._step("extract", k_extract, self.extract)
-        self._step("patch", k_patch, lambda: self.patch(patches))
+        if self._step("patch", k_patch, lambda: self.patch(patches)) and not opts.dry_run:
+            self.tree_state.write_text("pristine\n")
         if not _wanted("build", opts):
             return
         dep_keys = {d: self.ctx.keys.get((d, "build"), "") for d in self.recipe.depends}
@@ -141,6 +142,12 @@ class PackageRun:
                             deps=dep_keys, toolchain=toolchain_id(),
                             # the kmod phase adds to this package's stage: another kernel choice starts clean
                             kernel=opts.kernel if self.recipe.kernel_patches else None)
+        if not self.stamps.is_current("build", k_build) and not opts.dry_run:
+            def refresh_tree() -> None:
+                self._step("extract", k_extract, self.extract)
+                self._step("patch", k_patch, lambda: self.patch(patches))
+
+            self.prepare_tree_for_build(k_build, refresh_tree)
         self._step("build", k_build, self.build)
         last = k_build
         if _has_kmod(self.recipe, opts) and _wanted("kmod", opts):
@@ -155,6 +162,21 @@ class PackageRun:
                               epoch=package_phase.source_date_epoch(os.environ))
         output = self.layout.packages_all / f"{self.recipe.pkgname}.tgz"
         self._step("package", k_package, self.package, outputs=(output,))
+
+    @property
+    def tree_state(self) -> Path:
+        """'pristine' after patching, else the key of the build that last used the source tree."""
+        return self.layout.stamps(self.recipe.name) / "tree"
+
+    def prepare_tree_for_build(self, k_build: str, refresh) -> None:
+        """Objects made by a build with other inputs must not be reused (make only compares mtimes): such
+        a tree is extracted and patched again. A killed build of the same inputs resumes in its tree."""
+        state = self.tree_state.read_text().strip() if self.tree_state.exists() else ""
+        if state not in ("pristine", k_build):
+            self.stamps.clear("extract")
+            self.stamps.clear("patch")
+            refresh()
+        self.tree_state.write_text(k_build + "\n")
 
     # --- the phases -------------------------------------------------------------------------------
     def fetch(self) -> None:

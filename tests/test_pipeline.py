@@ -145,6 +145,20 @@ def test_changed_patch_rebuilds_only_that_package(repo, capsys):
     assert out.stdout == "hello, patched again\n"
 
 
+def test_changed_build_flags_rebuild_from_a_fresh_tree(repo, capsys):
+    """make compares only mtimes: objects of a build with other flags must not be reused."""
+    assert bt("package", "hello") == 0
+    before = (repo / "packages/All/hello-1.0.tgz").read_bytes()
+    recipe = repo / "hello/recipe.toml"
+    recipe.write_text(recipe.read_text().replace('"CFLAGS=-g ', '"CFLAGS=-g -O2 '))
+    capsys.readouterr()
+    assert bt("package", "hello") == 0
+    err = capsys.readouterr().err
+    assert "hello: fetch" not in err
+    assert "hello: extract done" in err and "hello: build done" in err
+    assert (repo / "packages/All/hello-1.0.tgz").read_bytes() != before
+
+
 def test_kill_mid_build_resumes_to_identical_packages(repo, tmp_path, capsys):
     marker = tmp_path / "build-started"
     env = dict(os.environ, BT_SLOW=str(marker))

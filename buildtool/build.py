@@ -6,6 +6,7 @@ variables of BuildContext and run without a shell, so no value is ever spliced i
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,13 +39,14 @@ class BuildContext:
     prefix: str = PREFIX
     deps: dict[str, DepInfo] = field(default_factory=dict)
     prefix_map: str = ""  # -ffile-prefix-map flags (Layout.prefix_map_flags) for reproducible objects
+    source_date_epoch: str = ""  # for tools that stamp dates into what they build (openssl's "built on")
 
     @classmethod
     def for_recipe(cls, recipe: Recipe, layout: Layout, jobs: int = 2, verbose: bool = False) -> BuildContext:
         deps = {d: DepInfo(d, str(layout.stage(d)), str(layout.stage_prefix(d))) for d in recipe.depends}
         return cls(wrksrc=layout.srcdir(recipe.name) / recipe.wrksrc, destdir=layout.stage(recipe.name),
                    log_dir=layout.logs(recipe.name), jobs=jobs, verbose=verbose, deps=deps,
-                   prefix_map=layout.prefix_map_flags())
+                   prefix_map=layout.prefix_map_flags(), source_date_epoch=_source_date_epoch(layout, recipe))
 
     def variables(self) -> dict[str, object]:
         return {"prefix": self.prefix, "destdir": str(self.destdir), "stage_prefix": str(self.stage_prefix),
@@ -54,6 +56,14 @@ class BuildContext:
     @property
     def stage_prefix(self) -> Path:
         return self.destdir / self.prefix.lstrip("/")
+
+
+def _source_date_epoch(layout: Layout, recipe: Recipe) -> str:
+    """The user's SOURCE_DATE_EPOCH if set, else the date of the package's own sources."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return os.environ["SOURCE_DATE_EPOCH"]
+    recorded = layout.source_date_file(recipe.name)
+    return recorded.read_text().strip() if recorded.exists() else ""
 
 
 def render(recipe: Recipe, template: str, variables: dict[str, object]) -> str:
@@ -75,6 +85,8 @@ def build(recipe: Recipe, ctx: BuildContext) -> None:
     ctx.destdir.mkdir(parents=True)
     variables = ctx.variables()
     env = {k: render(recipe, v, variables) for k, v in recipe.env.items()}
+    if ctx.source_date_epoch:
+        env.setdefault("SOURCE_DATE_EPOCH", ctx.source_date_epoch)
     for step in ("configure", "build", "install", "smoke"):
         for argv in getattr(recipe, step):
             run(render_argv(recipe, argv, variables), log=ctx.log_dir / f"{step}.log", cwd=ctx.wrksrc,

@@ -59,6 +59,10 @@ class Layout:
         """Where a package's distfiles are extracted (WRKDIR)."""
         return self.pkg_work(name) / "src"
 
+    def source_date_file(self, name: str) -> Path:
+        """SOURCE_DATE_EPOCH of a package's builds: its sources' newest mtime, recorded at extract."""
+        return self.pkg_work(name) / "source-date-epoch"
+
     def stage(self, name: str) -> Path:
         """DESTDIR of a package's install step; files land under stage + PREFIX."""
         return self.pkg_work(name) / "stage"

@@ -65,6 +65,11 @@ def toolchain_id() -> str:
         return "unknown"
 
 
+def newest_mtime(tree: Path) -> int:
+    """The newest file time in a freshly extracted tree: the release's date, as the tarball recorded it."""
+    return max((int(p.lstat().st_mtime) for p in tree.rglob("*")), default=0)
+
+
 def _wanted(phase: str, options: Options) -> bool:
     return PHASES.index(phase) <= PHASES.index(options.through)
 
@@ -197,6 +202,7 @@ class PackageRun:
             found = ", ".join(sorted(p.name for p in src.iterdir()))
             raise RecipeError(f"{self.recipe.toml_path}: key 'build.wrksrc' is {self.recipe.wrksrc!r} but "
                               f"the distfiles extracted to: {found}")
+        self.layout.source_date_file(self.recipe.name).write_text(f"{newest_mtime(src)}\n")
 
     def patch(self, patches: list[Path]) -> None:
         tree = self.layout.srcdir(self.recipe.name) / self.recipe.wrksrc

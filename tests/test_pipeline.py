@@ -234,3 +234,18 @@ def test_deleted_distfile_is_fetched_again_despite_stamp(repo, tmp_path, capsys)
     # the stamp is current but the file is gone: fetch runs again (and fails here: no reachable mirror)
     assert bt("fetch", "hello") == 5
     assert "hello-1.0.tar.gz" in capsys.readouterr().err
+
+
+def test_source_date_epoch_is_the_release_date(repo, monkeypatch):
+    """Builds get SOURCE_DATE_EPOCH = the newest mtime in the distfile (openssl stamps it as 'built on')."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    assert bt("extract", "hello") == 0
+    assert (repo / "work/hello/source-date-epoch").read_text() == "1000000000\n"
+    from buildtool.build import BuildContext
+    from buildtool.layout import Layout
+    from buildtool.recipe import load_all
+
+    layout = Layout.default(root=repo)
+    assert BuildContext.for_recipe(load_all(repo)["hello"], layout).source_date_epoch == "1000000000"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234")
+    assert BuildContext.for_recipe(load_all(repo)["hello"], layout).source_date_epoch == "1234"

@@ -66,8 +66,10 @@ def toolchain_id() -> str:
 
 
 def newest_mtime(tree: Path) -> int:
-    """The newest file time in a freshly extracted tree: the release's date, as the tarball recorded it."""
-    return max((int(p.lstat().st_mtime) for p in tree.rglob("*")), default=0)
+    """The newest file time in a freshly extracted tree: the release's date, as the tarball recorded it.
+    Directories are left out: a tarball without directory members gets them created with today's date."""
+    return max((int(p.lstat().st_mtime) for p in tree.rglob("*") if not p.is_dir() or p.is_symlink()),
+               default=0)
 
 
 def _wanted(phase: str, options: Options) -> bool:

@@ -114,6 +114,7 @@ class PackageRun:
                 print(f"would run: {name} {phase}", file=self.ctx.out or sys.stderr)
                 return True
             self.stamps.clear(phase)
+            print(f"==> {name}: {phase} ...", file=self.ctx.out or sys.stderr, flush=True)
             action()
             self.stamps.mark_done(phase, key)
             return True

@@ -31,6 +31,23 @@ PPPD = "/usr/pkg/sbin/pppd"
 PPTPD = "/usr/pkg/sbin/pptpd"
 PPTP = "/usr/pkg/sbin/pptp"
 
+# Seconds between two checks in the guest-side wait loops (connect, disconnect). Each check forks a few
+# busybox applets, which costs the single TCG vCPU a few milliseconds, so much shorter only steals time
+# from the pppds being waited for.
+POLL = 0.05
+
+
+def wait_until(condition: str, seconds: float, each: str = "", on_timeout: str = "") -> str:
+    """Shell code that polls `condition` every POLL seconds and exits 1 after `seconds` (guest clock).
+
+    `each` runs before every check (it may exit early); `on_timeout` runs before the exit on timeout.
+    The deadline reads /proc/uptime with builtins only, so a check costs no more than the condition.
+    """
+    give_up = f"{on_timeout}; exit 1" if on_timeout else "exit 1"
+    return (f"read up _ </proc/uptime; end=$((${{up%.*}} + {int(seconds) + 1})); "
+            f"until {condition}; do {each + '; ' if each else ''}read up _ </proc/uptime; "
+            f"[ ${{up%.*}} -lt $end ] || {{ {give_up}; }}; sleep {POLL}; done")
+
 
 @dataclass(frozen=True)
 class TunnelConfig:
@@ -107,15 +124,22 @@ class Topology:
         return self.server("pidof pptpd >/dev/null", check=False).status == 0
 
     def connect(self, timeout: float = 60) -> float:
-        """Start the client's pppd and wait for IPCP (pppd's `updetach`); return the seconds it took."""
+        """Start the client's pppd and wait until IPCP gave ppp<unit> its addresses; return the seconds.
+
+        pppd's `updetach` returns once the first network protocol is up (non-zero if the link failed);
+        the wait that follows, in the same guest command, is for the IPv4 addresses. It watches the
+        routing table (one busybox grep per check; `ip` costs the single vCPU ten times that) for the
+        route to the peer that the kernel adds when ppp<unit> comes up, then checks the point-to-point
+        address once with `ip`.
+        """
         c = self.config
+        log = f"tail -n 40 {c.client_log}"
         t0 = time.monotonic()
         self.client(
             f"{PPPD} pty {shlex.quote(f'{PPTP} {c.server_ip} --nolaunchpppd')} file {c.client_options} "
-            f"unit {c.client_unit} linkname {c.client_linkname} updetach", timeout=timeout)
-        # updetach returns when the first network protocol is up; wait for the IPv4 address as well
-        self.client(f"i=0; until {IP} -4 -o addr show dev ppp{c.client_unit} | grep -q peer; do "
-                    "i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done", timeout=timeout)
+            f"unit {c.client_unit} linkname {c.client_linkname} updetach || {{ {log}; exit 1; }}; "
+            + wait_until(f"grep -q '^ppp{c.client_unit}\\s' /proc/net/route", timeout, on_timeout=log)
+            + f"; {IP} -4 -o addr show dev ppp{c.client_unit} | grep -q peer", timeout=timeout + 10)
         return time.monotonic() - t0
 
     def connected(self) -> bool:
@@ -139,14 +163,24 @@ class Topology:
         self.client(f": > {c.client_log}")
 
     def disconnect(self, timeout: float = 30) -> None:
+        """SIGTERM the client's pppd and wait for both pppds to exit.
+
+        With `updetach` the pppd that stays is not the parent of its pty child (pptp): the process that
+        forked pptp exited when the link came up. So after LCP has terminated it cannot reap pptp and
+        would wait its whole `child-timeout` ("Waiting for 1 child processes..." in its log) for a child
+        that the call manager has already ended. A signal during that wait ends it (pppd then SIGTERMs
+        its children, as at the end of the timeout), so the wait below repeats the SIGTERM once the log
+        says pppd is waiting.
+        """
         c = self.config
-        self.client(
-            f"pid=$(head -n1 {c.client_pidfile} 2>/dev/null); [ -n \"$pid\" ] || exit 0; kill $pid; "
-            f"i=0; while kill -0 $pid 2>/dev/null; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done",
-            timeout=timeout)
+        waiting = f"grep -c '^Waiting for' {c.client_log} 2>/dev/null"
+        self.client(f"pid=$(head -n1 {c.client_pidfile} 2>/dev/null); [ -n \"$pid\" ] || exit 0; "
+                    f"w=$({waiting}); kill $pid; "
+                    + wait_until("! kill -0 $pid 2>/dev/null", timeout,
+                                 each=f"[ \"$({waiting})\" = \"$w\" ] || kill $pid 2>/dev/null")
+                    , timeout=timeout + 10)
         # the server's pppd notices the closed control connection and exits too
-        self.server("i=0; while pidof pppd >/dev/null; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; "
-                    "done", timeout=timeout)
+        self.server(wait_until("! pidof pppd >/dev/null", timeout), timeout=timeout + 10)
 
     def client_ppp_addresses(self) -> tuple[str, str]:
         """(local, peer) IPv4 addresses of the client's ppp interface."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FetchError, HostToolError
-from .fsutil import file_digest, write_if_changed
+from .fsutil import atomic_path, file_digest, write_if_changed
 from .templating import template_env
 
 APT_HELPER = "/usr/lib/apt/apt-helper"
@@ -309,12 +309,11 @@ class AptArchive:
             raise FetchError(f"Debian source package {source} {version} has no file {filename} "
                              f"(it has: {', '.join(sorted(files))})")
         wanted = files[filename]
-        with _temp_beside(dest) as tmp:
+        with atomic_path(dest) as tmp:  # renamed to dest only if the block succeeds
             self._apt([APT_HELPER, "download-file", wanted.url, str(tmp), f"SHA256:{wanted.sha256}"],
                       what=f"downloading {filename} from Debian's archive")
             if file_digest(tmp, "sha256") != wanted.sha256:  # apt-helper checks too; this guards the rename
                 raise FetchError(f"{filename} from {wanted.url} does not match the archive's SHA256")
-            os.replace(tmp, dest)
         return dest
 
     # binary packages --------------------------------------------------------------------------
@@ -467,16 +466,3 @@ def _apt_errors(proc: subprocess.CompletedProcess) -> str:
     output = (proc.stderr + proc.stdout).splitlines()
     lines = [line for line in output if line.startswith(("E:", "W:", "Err"))]
     return "\n".join(lines[-10:]) or (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-
-
-@contextlib.contextmanager
-def _temp_beside(dest: Path) -> Iterator[Path]:
-    """A temporary name in `dest`'s directory, removed unless the block renamed it into place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)

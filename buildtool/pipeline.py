@@ -136,11 +136,18 @@ class PackageRun:
         # keyed by the files themselves: an edited patch reruns the phase, whose check against distinfo
         # then refuses it until `makepatchsum` records the change
         k_patch = phase_key(k_extract, patches={p.name: patch_sha1(p) for p in patches})
-        if not self.stamps.is_current("patch", k_patch) and not extracted and not opts.dry_run:
-            # a half-applied or outdated series: start again from pristine sources
+
+        def pristine_tree() -> None:
+            """Extract and patch again, whatever the stamps say."""
             self.stamps.clear("extract")
+            self.stamps.clear("patch")
             self._step("extract", k_extract, self.extract)
-        if self._step("patch", k_patch, lambda: self.patch(patches)) and not opts.dry_run:
+            self._step("patch", k_patch, lambda: self.patch(patches))
+            self.tree_state.write_text("pristine\n")
+
+        if not self.stamps.is_current("patch", k_patch) and not extracted and not opts.dry_run:
+            pristine_tree()  # a half-applied or outdated series: start again from pristine sources
+        elif self._step("patch", k_patch, lambda: self.patch(patches)) and not opts.dry_run:
             self.tree_state.write_text("pristine\n")
         if not _wanted("build", opts):
             return
@@ -151,11 +158,12 @@ class PackageRun:
                             # the kmod phase adds to this package's stage: another kernel choice starts clean
                             kernel=opts.kernel if self.recipe.kernel_patches else None)
         if not self.stamps.is_current("build", k_build) and not opts.dry_run:
-            def refresh_tree() -> None:
-                self._step("extract", k_extract, self.extract)
-                self._step("patch", k_patch, lambda: self.patch(patches))
-
-            self.prepare_tree_for_build(k_build, refresh_tree)
+            # make compares only mtimes: objects of a build with other inputs must not be reused, while a
+            # killed build of the same inputs resumes in its tree
+            state = self.tree_state.read_text().strip() if self.tree_state.exists() else ""
+            if state not in ("pristine", k_build):
+                pristine_tree()
+            self.tree_state.write_text(k_build + "\n")
         self._step("build", k_build, self.build)
         last = k_build
         if _has_kmod(self.recipe, opts) and _wanted("kmod", opts):
@@ -175,16 +183,6 @@ class PackageRun:
     def tree_state(self) -> Path:
         """'pristine' after patching, else the key of the build that last used the source tree."""
         return self.layout.stamps(self.recipe.name) / "tree"
-
-    def prepare_tree_for_build(self, k_build: str, refresh) -> None:
-        """Objects made by a build with other inputs must not be reused (make only compares mtimes): such
-        a tree is extracted and patched again. A killed build of the same inputs resumes in its tree."""
-        state = self.tree_state.read_text().strip() if self.tree_state.exists() else ""
-        if state not in ("pristine", k_build):
-            self.stamps.clear("extract")
-            self.stamps.clear("patch")
-            refresh()
-        self.tree_state.write_text(k_build + "\n")
 
     # --- the phases -------------------------------------------------------------------------------
     def fetch(self) -> None:

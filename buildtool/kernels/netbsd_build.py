@@ -77,8 +77,9 @@ def _link(path: Path, target: Path) -> None:
     path.symlink_to(target, target_is_directory=True)
 
 
-def prepare_root(root: Path, tree: NetBSDTree, mppe_sources: Path) -> None:
-    """A fresh build root for `tree`; `mppe_sources` is kmod/mppe (netbsd/ and core/ are used)."""
+def prepare_root(root: Path, tree: NetBSDTree, mppe_sources: Path, glue: Path | None = None) -> None:
+    """A fresh build root for `tree`; `mppe_sources` is kmod/mppe (netbsd/ and core/ are used), `glue`
+    another folder instead of its netbsd/ (negative controls)."""
     if root.exists():
         shutil.rmtree(root)
     _link(root / "sys", tree.sysdir)
@@ -89,7 +90,7 @@ def prepare_root(root: Path, tree: NetBSDTree, mppe_sources: Path) -> None:
     for folder in ("netbsd", "core"):
         if not (mppe_sources / folder).is_dir():
             raise KernelError(f"{mppe_sources / folder}: missing (the MPPE module's sources)")
-    shutil.copytree(mppe_sources / "netbsd", modules / MPPE_MODULE)
+    shutil.copytree(glue or mppe_sources / "netbsd", modules / MPPE_MODULE)
     shutil.copytree(mppe_sources / "core", modules / MPPE_MODULE / "core")
     ifppp = modules / IF_PPP
     ifppp.mkdir()

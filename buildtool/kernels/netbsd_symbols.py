@@ -32,7 +32,7 @@ from .netbsd_tree import NetBSDTree
 # where an amd64 kernel's code lives in sys/ (relative to --sysdir), searched in this order
 SEARCH_DIRS = ("kern", "lib/libkern", "net", "netinet", "netinet6", "uvm", "arch/amd64/amd64",
                "arch/x86/x86", "crypto", "dev")
-COMMON_DIRS = ("lib/libc/string", "lib/libc/arch/x86_64", "lib/libc/gen", "lib/libc/hash", "lib/libc/stdlib")
+COMMON_DIRS = ("lib/libc/arch/x86_64", "lib/libc/string", "lib/libc/gen", "lib/libc/hash", "lib/libc/stdlib")
 MAX_OPT_HEADERS = 40
 KERNEL_CPPFLAGS = ("-D_KERNEL", "-D_KERNEL_OPT", "-Wno-error", "-w")
 # headers config(1) writes into a kernel build folder: opt_*.h (options), counts (ether.h: NETHER), assym.h

@@ -54,7 +54,8 @@ class Runner:
     where = "local"
 
     def run(self, argv: Sequence[str], *, cwd: str | Path | None = None, env: Mapping[str, str] | None = None,
-            log: Path, timeout: float = DEFAULT_TIMEOUT, what: str = "command", check: bool = True) -> RunResult:
+            log: Path, timeout: float = DEFAULT_TIMEOUT, what: str = "command",
+            check: bool = True) -> RunResult:
         argv = tuple(str(a) for a in argv)
         _write_header(log, self.where, str(cwd) if cwd else None, argv)
         t0 = time.monotonic()
@@ -81,8 +82,8 @@ class LocalRunner(Runner):
     def _run(self, argv, cwd, env, timeout, log, what):
         full_env = {**os.environ, "LC_ALL": "C", **env}
         try:
-            proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as e:
             raise PhaseError(f"{what} failed: cannot run {argv[0]}: {e.strerror}", command=list(argv),
                              log=log) from None

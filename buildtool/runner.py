@@ -108,14 +108,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def sh_command(argv: Sequence[str], cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """The POSIX sh line that runs argv in cwd with env added: `cd DIR && env K=V prog args`."""
+    """The POSIX sh line that runs argv in cwd with env added, stdin from /dev/null (fabric's in_stream=False
+    sends nothing but never closes the channel's stdin): `cd DIR && env K=V prog args </dev/null`."""
     parts = []
     if cwd:
         parts.append(f"cd {shlex.quote(cwd)} &&")
     if env:
         parts.append("env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()))
     parts.append(shlex.join(argv))
-    return " ".join(parts)
+    return " ".join(parts) + " </dev/null"
 
 
 class SSHRunner(Runner):

@@ -41,6 +41,13 @@
 
 #define MPPE_MAGIC	0x4d505045UL
 
+#ifdef MPPE_NEGATIVE_CONTROL_SHORT_FRAMES
+/* Test builds only: no length check, so the fuzz suite can prove it catches the over-read. */
+#define MIN_FRAME	MPPE_HDRLEN
+#else
+#define MIN_FRAME	(MPPE_HDRLEN + MPPE_MIN_CIPHER)
+#endif
+
 typedef char mppe_u8_must_be_8_bits[sizeof(mppe_u8) == 1 ? 1 : -1];
 typedef char mppe_u32_must_be_32_bits[sizeof(mppe_u32) == 4 ? 1 : -1];
 
@@ -364,7 +371,7 @@ mppe_decompress(struct mppe_state *st, const mppe_u8 *in, mppe_size isize,
 
 	if (!state_ok(st, MPPE_DIR_DECOMP) || in == 0 || out == 0 || olen == 0)
 		return MPPE_E_INVAL;
-	if (isize < MPPE_HDRLEN + MPPE_MIN_CIPHER)
+	if (isize < MIN_FRAME)
 		return bad_packet(st, "mppe: packet too short, bad packets in a row");
 	if (osize < MPPE_DECOMP_MAX(isize))
 		return MPPE_E_NOSPACE;

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from buildtool import mppecore
+from buildtool.errors import BuildError
 from buildtool.layout import default_cache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,4 +56,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BuildError as e:
+        sys.exit(f"mppe_fuzz: {e}")

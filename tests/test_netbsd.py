@@ -269,3 +269,60 @@ def test_wrong_key_is_a_clear_error(tmp_path, netbsd_tree, ssh_host):
     where = f"{ssh_host.user}@127.0.0.1:{ssh_host.port}"
     with pytest.raises(PhaseError, match=rf"could not run over SSH.*{where}"):
         target(tmp_path, netbsd_tree, host=ssh_host.host, ssh_identity=stranger)
+
+
+# --- netbsd-1.4.1: what can be checked without a 1.4.1 host ---------------------------------------------
+MODEL = ROOT / "tests" / "netbsd14-model" / "include"
+C89 = ["gcc", "-std=c89", "-pedantic", "-Werror", "-Wall", "-Wextra", "-ffreestanding", "-nostdinc",
+       "-D_KERNEL", "-D_LKM", "-I", str(MODEL)]
+
+
+def c89_compile(tmp_path: Path, glue: Path) -> list[subprocess.CompletedProcess]:
+    sources = [glue / "mppe_lkm.c", *sorted((MPPE / "core").glob("*.c"))]
+    return [subprocess.run([*C89, "-I", str(glue), "-I", str(MPPE / "core"), "-c", str(src), "-o",
+                            str(tmp_path / f"{src.stem}.o")], capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL) for src in sources]
+
+
+def test_lkm_glue_and_core_are_c89_against_the_141_model(tmp_path):
+    results = c89_compile(tmp_path, MPPE / "netbsd14")
+    assert [r.stderr for r in results if r.returncode] == []
+    assert len(results) == 1 + len(list((MPPE / "core").glob("*.c")))
+
+
+def test_control_a_c99_construct_in_the_lkm_glue_fails_the_c89_check(tmp_path):
+    glue = tmp_path / "glue"
+    shutil.copytree(MPPE / "netbsd14", glue)
+    src = glue / "mppe_lkm.c"
+    src.write_text(src.read_text().replace("\tint i;\n\n\t(void)lkmtp;\n\t(void)cmd;\n\tfor (i = 0;",
+                                           "\t(void)lkmtp;\n\t(void)cmd;\n\tfor (int i = 0;", 1))
+    results = c89_compile(tmp_path, glue)
+    assert results[0].returncode != 0
+    assert "only allowed in C99" in results[0].stderr
+
+
+def test_profile_patch_raises_the_option_length_and_is_not_applied_twice(tmp_path):
+    net = tmp_path / "sys" / "net"
+    net.mkdir(parents=True)
+    shutil.copy(MODEL / "net" / "ppp-comp.h", net / "ppp-comp.h")
+    patch = MPPE / "netbsd14" / "patch-net_ppp-comp.h"
+    cmd = ["patch", "-p0", "-l", "-N", "-b", "-d", str(tmp_path / "sys"), "-i", str(patch)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    text = (net / "ppp-comp.h").read_text()
+    assert "#define CCP_MAX_OPTION_LENGTH\t64" in text and "\t32" not in text
+    assert "CCP_MAX_OPTION_LENGTH\t32" in (net / "ppp-comp.h.orig").read_text()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert again.returncode != 0 and (net / "ppp-comp.h").read_text() == text
+
+
+def test_lkm_bundle_holds_the_glue_the_makefile_and_the_core(tmp_path):
+    import tarfile
+
+    from buildtool.kernels.netbsd_lkm import PATCH, pack_lkm
+
+    pack_lkm(MPPE, tmp_path / "lkm.tar.gz")
+    with tarfile.open(tmp_path / "lkm.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"lkm/Makefile", "lkm/mppe_lkm.c", "lkm/mppe_os.h", f"lkm/{PATCH}", "lkm/core/mppe.h"} <= names
+    makefile = (MPPE / "netbsd14" / "Makefile").read_text()
+    assert "SRCS=\tmppe_lkm.c " + " ".join(sorted(p.name for p in (MPPE / "core").glob("*.c"))) in makefile

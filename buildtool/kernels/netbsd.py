@@ -285,6 +285,9 @@ class NetBSDLKMKernel(NetBSDKernel):
                       "ssh_identity": str(self.options.get("ssh_identity") or "")},
             compiler="cc", modules=p.modules)
 
+    def install_dir(self, stage_prefix: Path, target: KernelTarget) -> Path:
+        return stage_prefix / "lkm"
+
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
                       jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:
         from .netbsd_lkm import build_lkm

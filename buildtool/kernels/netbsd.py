@@ -134,7 +134,8 @@ class NetBSDKernel(KernelFamily):
 
     # --- building --------------------------------------------------------------------------------------
     def install_dir(self, stage_prefix: Path, target: KernelTarget) -> Path:
-        return stage_prefix / "lib" / "modules" / target.release / MPPE_MODULE
+        """lib/modules/<release>/<module>/<module><suffix>: the layout of /stand/<arch>/<version>/modules/."""
+        return stage_prefix / "lib" / "modules" / target.release / self.profile.modules[0]
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
                       jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:
@@ -284,9 +285,6 @@ class NetBSDLKMKernel(NetBSDKernel):
             packages={"sysdir": sysdir, "host": host, "host_kind": "netbsd",
                       "ssh_identity": str(self.options.get("ssh_identity") or "")},
             compiler="cc", modules=p.modules)
-
-    def install_dir(self, stage_prefix: Path, target: KernelTarget) -> Path:
-        return stage_prefix / "lkm"
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
                       jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:

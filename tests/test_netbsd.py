@@ -353,3 +353,21 @@ def test_netbsd_plist_lists_the_installed_module(tmp_path):
     paths = read_plists(plist_sources(ROOT / "ppp-mppe", "NetBSD"), tgt.plist_vars(), {"kmod": True})
     assert str(installed.relative_to(stage)) in paths
     assert not [p for p in paths if p.endswith(".ko")]
+
+
+def test_kernel_symbol_derivation_finds_what_the_trees_own_if_ppp_needs(tmp_path, netbsd_tree):
+    """The method, tried on a module NetBSD itself ships: every symbol if_ppp.kmod leaves undefined is
+    derived from the tree's kernel sources, except the known limits: assembler files that need assym.h
+    values, and slcompress's functions, which if_ppp takes from the module it requires."""
+    from buildtool.kernels.netbsd_symbols import SymbolDeriver
+
+    result = build(tmp_path, target(tmp_path, netbsd_tree))
+    tree = inspect_tree(*netbsd_tree)
+    derived = SymbolDeriver(tree, tmp_path / "symbols", CACHE, tmp_path / "kmod.log").derive(
+        ELF64(result.if_ppp).undefined())
+    print(f"if_ppp.kmod: {len(derived.defined)} of {len(derived.defined) + len(derived.tried)} undefined "
+          f"symbols derived from {len(derived.objects)} kernel sources")
+    assert set(derived.tried) == {"mutex_enter", "mutex_exit", "x86_curlwp", "sl_compress_init",
+                                  "sl_compress_setup", "sl_compress_tcp", "sl_uncompress_tcp",
+                                  "sl_uncompress_tcp_core"}
+    assert derived.defined["if_attach"] == "sys/net/if.c" and derived.defined["ttwakeup"] == "sys/kern/tty.c"

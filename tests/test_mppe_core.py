@@ -588,7 +588,8 @@ def test_core_includes_only_its_own_headers():
 
 
 def test_core_builds_without_any_system_header(tmp_path):
-    """-nostdinc -ffreestanding with a bare mppe_os.h: the core needs nothing from libc or a kernel."""
+    """-nostdinc -ffreestanding with a bare mppe_os.h: the core needs nothing from libc or a kernel;
+    -mgeneral-regs-only refuses any floating point; the objects call nothing but mppe_os.h's names."""
     (tmp_path / "mppe_os.h").write_text(
         "typedef unsigned char mppe_u8;\ntypedef unsigned short mppe_u16;\n"
         "typedef unsigned int mppe_u32;\ntypedef unsigned long mppe_size;\n"
@@ -597,7 +598,22 @@ def test_core_builds_without_any_system_header(tmp_path):
         "#define mppe_os_memcpy memcpy\n#define mppe_os_memset memset\n#define mppe_os_memcmp memcmp\n"
         "void mppe_os_log(int unit, const char *msg);\n")
     for src in sorted((ROOT / mppecore.CORE).glob("*.c")):
-        argv = ["gcc", "-std=c89", *mppecore.STRICT, "-nostdinc", "-ffreestanding", f"-I{tmp_path}",
-                f"-I{ROOT / mppecore.CORE}", "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))]
+        obj = tmp_path / (src.stem + ".o")
+        argv = ["gcc", "-std=c89", *mppecore.STRICT, "-O2", "-nostdinc", "-ffreestanding",
+                "-mgeneral-regs-only", f"-I{tmp_path}", f"-I{ROOT / mppecore.CORE}", "-c", str(src),
+                "-o", str(obj)]
         res = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
         assert res.returncode == 0, res.stderr
+        nm = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True, timeout=60, check=True)
+        undefined = {line.split()[-1] for line in nm.stdout.splitlines() if line.strip()}
+        assert undefined <= {"memcpy", "memset", "memcmp", "mppe_os_log"} | {
+            f"mppe_{n}" for n in ("sha1_init", "sha1_update", "sha1_final", "rc4_setkey", "rc4_crypt")}, \
+            (src.name, undefined)
+
+
+def test_general_regs_only_refuses_floating_point(tmp_path):
+    """Negative control for the no-floating-point check above."""
+    bad = tmp_path / "fp.c"
+    bad.write_text("double half(double x) { return x / 2; }\n")
+    argv = ["gcc", "-ffreestanding", "-mgeneral-regs-only", "-c", str(bad), "-o", str(tmp_path / "fp.o")]
+    assert subprocess.run(argv, capture_output=True, timeout=60, check=False).returncode != 0

@@ -64,6 +64,11 @@ class KernelFamily:
         self.log = log
 
 
+    @classmethod
+    def status(cls, profile: Profile) -> list[str]:
+        """What `buildtool kernels` says is verified and what is not (beyond the test suite's defaults)."""
+        return []
+
     def install_dir(self, stage_prefix: Path, target) -> Path:
         """Where the package stage holds the built modules (Linux: lib/modules/<release>/extra)."""
         return stage_prefix / "lib" / "modules" / target.release / "extra"
@@ -101,5 +106,6 @@ def describe_profiles() -> str:
     for p in PROFILES:
         lines = [f"{p.name}: {p.summary}", f"  modules: {', '.join(m + p.module_suffix for m in p.modules)}"]
         lines += [f"  needs: {need}" for need in families[p.family].needs(p)]
+        lines += [f"  {line}" for line in families[p.family].status(p)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n\n'none': userland only, no kernel modules."

@@ -140,9 +140,11 @@ class SSHRunner(Runner):
         try:
             result = self.conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout, pty=False)
         except Exception as e:  # invoke's CommandTimedOut, paramiko and socket errors share no useful base
-            kind = "timed out" if type(e).__name__ == "CommandTimedOut" else f"could not run over SSH: {e}"
+            timed_out = type(e).__name__ == "CommandTimedOut"
+            kind = f"timed out after {timeout:.0f}s" if timed_out else f"could not run over SSH: {e}"
+            # a command that never started has no output of its own to show
             raise PhaseError(f"{what} {kind} ({self.where})", command=list(argv), log=log,
-                             tail=log_tail(log)) from None
+                             tail=log_tail(log) if timed_out else "") from None
         return result.exited, result.stdout + result.stderr
 
     def put(self, local: Path, remote: str) -> None:

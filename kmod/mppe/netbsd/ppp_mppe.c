@@ -111,6 +111,7 @@ struct mppe_nb {
 	int		dir;		/* MPPE_DIR_COMP or MPPE_DIR_DECOMP */
 	int		unit;
 	int		running;	/* mppe_init succeeded */
+	int		debug;		/* if_ppp's SC_DEBUG at init */
 	u_char		*buf;		/* linear copy of one input frame */
 };
 
@@ -207,6 +208,7 @@ mppe_nb_init(struct mppe_nb *st, u_char *options, int opt_len, int unit, int deb
 
 	st->running = 0;
 	st->unit = unit;
+	st->debug = debug;
 	if (opt_len < MPPE_CILEN || options[0] != CI_MPPE || options[1] != MPPE_CILEN)
 		return 0;
 	if (mppe_init(&st->core, &st->opts, st->dir, unit, debug) != MPPE_OK)
@@ -317,7 +319,7 @@ mppe_nb_compress(void *arg, struct mbuf **mret, struct mbuf *mp, int slen, int m
 		mppe_nb_scrub(mp);
 		return 0;
 	}
-	if (slen + MPPE_OVHD > max_len && (st->core.debug))
+	if (slen + MPPE_OVHD > max_len && st->debug)
 		log(LOG_DEBUG, "ppp%d: mppe: %d-byte frame exceeds %d after encryption\n",
 		    st->unit, slen, max_len);
 	m = mppe_nb_getbuf(slen + MPPE_OVHD);

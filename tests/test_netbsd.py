@@ -20,7 +20,7 @@ from buildtool.elf import ELF64
 from buildtool.errors import KernelError, PhaseError
 from buildtool.kernels import get_profile
 from buildtool.kernels.netbsd import NetBSDKernel, NetBSDLKMKernel, build_and_check
-from buildtool.kernels.netbsd_checks import check_modinfo, read_modinfo
+from buildtool.kernels.netbsd_checks import ModInfo, check_modinfo, read_modinfo
 from buildtool.kernels.netbsd_tree import decode_version, inspect_tree, parse_kmod_makefile
 from buildtool.layout import Layout
 from buildtool.sourcecache import unpacked
@@ -155,6 +155,23 @@ def test_netbsd10_module_builds_and_passes_every_check(tmp_path, netbsd_tree):
     assert len(insns) > 500
     fp = [i for i in insns if i and (re.match(r"f[a-z]", i[0]) or re.search(r"%(xmm|ymm|st)", " ".join(i)))]
     assert not fp
+
+
+def test_netbsd7_tree_with_if_ppp_in_the_kernel_builds_a_module_requiring_nothing(tmp_path):
+    """The 2016 tree of the rump tarball (7.99.34): if_ppp is no module there, so ppp_mppe requires none,
+    and ppp_register_compressor comes from the kernel (net/if_ppp.c); common/include is found beside sys/."""
+    if not RUMP_TARBALL.is_file():
+        pytest.skip(f"{RUMP_TARBALL} is absent (a NetBSD 7 tree)")
+    src = unpacked(RUMP_TARBALL, CACHE, log=tmp_path / "unpack.log") / "src-netbsd"
+    family = NetBSDKernel(get_profile("netbsd-10"), layout_for(tmp_path), {"sysdir": src / "sys"},
+                          tmp_path / "kmod.log")
+    tgt = family.resolve()
+    assert tgt.release == "7.99.34" and tgt.packages["common"] == str(src / "common" / "include")
+    result = build(tmp_path, tgt)
+    print(result.figures())
+    assert result.if_ppp is None
+    assert read_modinfo(ELF64(result.kmod)) == ModInfo("ppp_mppe", None)
+    assert result.report.from_kernel["ppp_register_compressor"] == "sys/net/if_ppp.c"
 
 
 def test_kmod_phase_installs_the_module_into_the_stage(tmp_path, netbsd_tree):

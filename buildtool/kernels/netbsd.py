@@ -25,7 +25,16 @@ from ..kmod import KernelTarget
 from ..recipe import Recipe
 from ..runner import LocalRunner, Runner, SSHRunner
 from . import KernelFamily, Profile
-from .netbsd_build import IF_PPP, MPPE_MODULE, ModulePlan, pack_inputs, plan_module, prepare_root, run_plan
+from .netbsd_build import (
+    IF_PPP,
+    MPPE_MODULE,
+    ModulePlan,
+    if_ppp_is_a_module,
+    pack_inputs,
+    plan_module,
+    prepare_root,
+    run_plan,
+)
 from .netbsd_checks import check_elf, check_modinfo, check_symbols
 from .netbsd_symbols import SymbolDeriver
 from .netbsd_tree import inspect_tree
@@ -101,7 +110,8 @@ class NetBSDKernel(KernelFamily):
     def status(cls, profile: Profile) -> list[str]:
         return [
             "verified here: the build from the shared NetBSD 10.99.12 sys tarball, locally and over SSH to a "
-            "loopback OpenSSH server acting as a POSIX cross build host; ELF64 relocatable x86-64; modinfo "
+            "loopback OpenSSH server acting as a POSIX cross build host, and from a 7.99.34 tree (if_ppp in "
+            "the kernel); ELF64 relocatable x86-64; modinfo "
             "ppp_mppe requires if_ppp; compile-time asserts on CCP_MAX_OPTION_LENGTH and struct compressor; "
             "every undefined symbol defined by if_ppp.kmod or by kernel sources of the same tree",
             "not verified: loading into a running NetBSD kernel, traffic through it, and the native-NetBSD "
@@ -159,7 +169,7 @@ class NetBSDKernel(KernelFamily):
 @dataclass
 class BuildResult:
     kmod: Path
-    if_ppp: Path
+    if_ppp: Path | None  # None when the tree builds if_ppp into the kernel only (NetBSD 7)
     seconds: float
     where: str
     report: object  # netbsd_checks.SymbolReport
@@ -176,7 +186,8 @@ def build_and_check(target: KernelTarget, mppe_sources: Path, work: Path, cache:
     tree = inspect_tree(Path(target.packages["sysdir"]), Path(target.packages["common"]))
     root = work / "root"
     prepare_root(root, tree, mppe_sources, glue=module_sources)
-    plans = [plan_module(root, IF_PPP), plan_module(root, MPPE_MODULE)]
+    module = if_ppp_is_a_module(tree)
+    plans = ([plan_module(root, IF_PPP)] if module else []) + [plan_module(root, MPPE_MODULE)]
     host = target.packages.get("host") or ""
     t0 = time.monotonic()
     if host:
@@ -190,13 +201,14 @@ def build_and_check(target: KernelTarget, mppe_sources: Path, work: Path, cache:
             run_plan(runner, plan, str(root / "modules" / plan.name), log)
         where = "locally"
     seconds = time.monotonic() - t0
-    kmod = root / "modules" / MPPE_MODULE / plans[1].kmod
-    if_ppp = root / "modules" / IF_PPP / plans[0].kmod
+    kmod = root / "modules" / MPPE_MODULE / plans[-1].kmod
+    if_ppp = root / "modules" / IF_PPP / plans[0].kmod if module else None
     for path in (kmod, if_ppp):
-        if not path.is_file():
+        if path is not None and not path.is_file():
             raise KernelError(f"the build finished but did not produce {path}; see {log}")
-        check_elf(path)
-    check_modinfo(kmod, MPPE_MODULE, IF_PPP)
+        if path is not None:
+            check_elf(path)
+    check_modinfo(kmod, MPPE_MODULE, IF_PPP if module else None)
     report = check_symbols(kmod, if_ppp, SymbolDeriver(tree, work / "kernel-symbols", cache, log))
     result = BuildResult(kmod, if_ppp, seconds, where, report)
     with log.open("a") as f:

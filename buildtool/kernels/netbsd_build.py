@@ -92,10 +92,16 @@ def prepare_root(root: Path, tree: NetBSDTree, mppe_sources: Path, glue: Path | 
             raise KernelError(f"{mppe_sources / folder}: missing (the MPPE module's sources)")
     shutil.copytree(glue or mppe_sources / "netbsd", modules / MPPE_MODULE)
     shutil.copytree(mppe_sources / "core", modules / MPPE_MODULE / "core")
-    ifppp = modules / IF_PPP
-    ifppp.mkdir()
-    for name in ("Makefile", "ppp.ioconf"):
-        shutil.copy2(tree.sysdir / "modules" / IF_PPP / name, ifppp / name)
+    if if_ppp_is_a_module(tree):
+        ifppp = modules / IF_PPP
+        ifppp.mkdir()
+        for name in ("Makefile", "ppp.ioconf"):
+            shutil.copy2(tree.sysdir / "modules" / IF_PPP / name, ifppp / name)
+
+
+def if_ppp_is_a_module(tree: NetBSDTree) -> bool:
+    """NetBSD 8 and later build if_ppp as a module (sys/modules/if_ppp); NetBSD 7 only into the kernel."""
+    return (tree.sysdir / "modules" / IF_PPP / "Makefile").is_file()
 
 
 def plan_module(root: Path, name: str) -> ModulePlan:

@@ -63,7 +63,7 @@ def read_modinfo(elf: ELF64) -> ModInfo:
     return ModInfo(name, elf.pointer_target_string(record, base + MI_REQUIRED))
 
 
-def check_modinfo(path: Path, name: str, required: str) -> ModInfo:
+def check_modinfo(path: Path, name: str, required: str | None) -> ModInfo:
     info = read_modinfo(load(path))
     if info.name != name:
         raise KernelError(f"{path}: modinfo names the module {info.name!r}, expected {name!r} (if_ppp "
@@ -83,31 +83,36 @@ class SymbolReport:
     required_defined: int = 0  # global symbols the required module defines
     kernel_objects: int = 0  # kernel sources compiled for the derivation
     kernel_defined: int = 0  # global symbols those objects define
+    required: str = ""  # the required module's file name; "" when if_ppp is part of the kernel
 
     def summary(self) -> str:
-        return (f"{len(self.undefined)} undefined symbols: {len(self.from_required)} defined by if_ppp.kmod "
-                f"({self.required_defined} globals), {len(self.from_kernel)} by the kernel (derived from "
+        by_required = (f"{len(self.from_required)} defined by {self.required} ({self.required_defined} "
+                       f"globals)" if self.required else "no required module (if_ppp is in the kernel)")
+        return (f"{len(self.undefined)} undefined symbols: {by_required}, {len(self.from_kernel)} by the "
+                f"kernel (derived from "
                 f"{self.kernel_objects} sources compiled, {self.kernel_defined} globals); the module defines "
                 f"{self.module_defined} globals")
 
 
-def check_symbols(module: Path, required: Path, deriver: SymbolDeriver) -> SymbolReport:
-    mod, req = load(module), load(required)
+def check_symbols(module: Path, required: Path | None, deriver: SymbolDeriver) -> SymbolReport:
+    """`required` is the module it requires (if_ppp.kmod), or None when if_ppp is part of the kernel."""
+    mod = load(module)
     undefined = sorted(mod.undefined())
-    req_defined = req.defined_globals()
+    req_defined = load(required).defined_globals() if required else set()
     from_req = [s for s in undefined if s in req_defined]
     rest = [s for s in undefined if s not in req_defined]
     derived = deriver.derive(rest)
     report = SymbolReport(undefined, from_req, dict(sorted(derived.defined.items())),
                           {s: derived.tried.get(s, []) for s in rest if s not in derived.defined},
                           len(mod.defined_globals()), len(req_defined), len(derived.objects),
-                          len(derived.kernel_symbols()))
+                          len(derived.kernel_symbols()), required.name if required else "")
     if report.missing:
         lines = []
         for sym, tried in report.missing.items():
             why = [f"{t} ({derived.failed[t]})" if t in derived.failed else f"{t} (does not define it)"
                    for t in tried]
             lines.append(f"  {sym}: " + ("; ".join(why) if why else "no source in the tree defines it"))
-        raise KernelError(f"{module.name} needs symbols that neither {required.name} nor the kernel of "
+        others = f"neither {required.name} nor" if required else "not"
+        raise KernelError(f"{module.name} needs symbols that {others} the kernel of "
                           f"{deriver.tree.sysdir} defines, so modload would refuse it:\n" + "\n".join(lines))
     return report

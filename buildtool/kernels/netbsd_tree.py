@@ -124,8 +124,27 @@ def _read_makefile(path: Path, variables: dict[str, str], spec: KmodMakefile) ->
         lines = path.read_text(errors="replace").replace("\\\n", " ").splitlines()
     except OSError as e:
         raise KernelError(f"cannot read the module Makefile {path}: {e.strerror}") from None
+    # conditionals: `.if [!]exists(path)` is evaluated; the body of any other condition (`.if
+    # !empty(IOCONF)`) is read, as it only holds what this subset ignores
+    skipping: list[tuple[bool, bool]] = []  # per open .if: (body skipped, condition understood)
     for line in lines:
         line = line.split("#", 1)[0].strip()
+        if m := re.match(r"^\.if\s+(!?)exists\(([^)]*)\)$", line):
+            exists = (path.parent / _expand(m[2], variables)).exists()
+            skipping.append((exists == bool(m[1]), True))
+            continue
+        if re.match(r"^\.if", line):
+            skipping.append((False, False))
+            continue
+        if line == ".else" and skipping:
+            skipped, known = skipping.pop()
+            skipping.append((not skipped if known else False, known))
+            continue
+        if line == ".endif" and skipping:
+            skipping.pop()
+            continue
+        if any(skipped for skipped, _ in skipping):
+            continue
         if m := re.match(r'^\.include\s+"([^"]+)"', line):
             _read_makefile(path.parent / m[1], variables, spec)
         elif m := re.match(r"^\.PATH:\s*(.*)$", line):

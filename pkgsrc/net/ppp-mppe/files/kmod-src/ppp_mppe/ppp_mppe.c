@@ -420,7 +420,12 @@ mppe_nb_stat(void *arg, struct compstat *cs)
 	    (u_int)(((uint64_t)s.unc_bytes << 8) / s.comp_bytes);
 }
 
+#ifdef PPP_MPPE_IF_PPP_BUILTIN
+/* if_ppp is compiled into this kernel, not a module (NetBSD 7): nothing to require */
+MODULE(MODULE_CLASS_MISC, ppp_mppe, NULL);
+#else
 MODULE(MODULE_CLASS_MISC, ppp_mppe, "if_ppp");
+#endif
 
 static int
 ppp_mppe_modcmd(modcmd_t cmd, void *arg)

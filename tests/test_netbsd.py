@@ -125,8 +125,13 @@ def test_our_makefile_is_what_the_cross_build_compiles(tmp_path):
     moddir.mkdir(parents=True)
     shutil.copy(MPPE / "netbsd" / "Makefile", moddir)
     (tmp_path / "modules" / "Makefile.inc").write_text("CPPFLAGS+=\t-DDIAGNOSTIC\n")
-    spec = parse_kmod_makefile(moddir / "Makefile", {"S": "../../sys", ".CURDIR": "."})
-    assert spec.cppflags == ["-DDIAGNOSTIC", "-I.", "-I./core"] and spec.paths == ["./core"]
+    variables = {"S": "../../sys", ".CURDIR": "."}
+    spec = parse_kmod_makefile(moddir / "Makefile", variables)  # no sys/modules/if_ppp: NetBSD 7
+    assert spec.cppflags == ["-DDIAGNOSTIC", "-I.", "-I./core", "-DPPP_MPPE_IF_PPP_BUILTIN"]
+    assert spec.paths == ["./core"]
+    (tmp_path / "sys" / "modules" / "if_ppp").mkdir(parents=True)
+    (tmp_path / "sys" / "modules" / "if_ppp" / "Makefile").write_text("KMOD=\tif_ppp\n")
+    assert parse_kmod_makefile(moddir / "Makefile", variables).cppflags == ["-DDIAGNOSTIC", "-I.", "-I./core"]
     assert spec.kmod == "ppp_mppe"
     assert spec.srcs[0] == "ppp_mppe.c"
     core = {p.name for p in (MPPE / "core").glob("*.c")}

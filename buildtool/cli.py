@@ -100,6 +100,10 @@ def cmd_phases(args: argparse.Namespace) -> int:
     _check_kernel(args)
     recipes = select(load_all(layout.root), args.packages)
     ctx = pipeline.Context(layout=layout, options=_options(args, PHASE_COMMANDS[args.command]))
+    if args.command == "fetch" and args.offline:
+        from .fetch import check_cache_offline
+
+        check_cache_offline(recipes, layout.distdir)
     if args.dry_run:
         print("plan: " + " -> ".join(r.name for r in recipes) + f" (through {ctx.options.through}, "
               f"kernel {args.kernel})", file=sys.stderr)

@@ -100,16 +100,16 @@ def distfile_sum(path: Path, name: str | None = None) -> DistfileSum:
 
 
 def verify_distfile(path: Path, expected: DistfileSum) -> None:
-    """Raise ChecksumError naming the file, the expected and the actual value if `path` does not match."""
+    """Raise ChecksumError naming the file, the expected and the actual size and hashes if `path` does not
+    match (all of them: a wrong size alone would not say which file it is instead)."""
     size = path.stat().st_size
-    if size != expected.size:
-        raise ChecksumError(
-            f"size mismatch for {expected.name} ({path}): expected {expected.size} bytes, got {size}")
+    wrong = [] if size == expected.size else [f"size mismatch: expected {expected.size} bytes, got {size}"]
     for alg, want in sorted(expected.hashes.items()):
         got = file_digest(path, _HASHLIB_NAME[alg])
         if got != want:
-            raise ChecksumError(
-                f"{alg} mismatch for {expected.name} ({path}):\n  expected {want}\n  actual   {got}")
+            wrong.append(f"{alg} mismatch:\n  expected {want}\n  actual   {got}")
+    if wrong:
+        raise ChecksumError(f"{expected.name} ({path}) does not match distinfo:\n" + "\n".join(wrong))
 
 
 def verify_patch(path: Path, info: Distinfo) -> None:

@@ -20,10 +20,10 @@ from typing import TextIO
 import requests
 
 from .debian import AptArchive
-from .distinfo import DistfileSum, verify_distfile
+from .distinfo import DistfileSum, Distinfo, read_distinfo, verify_distfile
 from .errors import ChecksumError, FetchError
 from .fsutil import atomic_path, file_digest
-from .recipe import Distfile
+from .recipe import Distfile, Recipe
 
 OVERRIDE_ENV = "BUILDTOOL_MASTER_SITE_OVERRIDE"
 CONNECT_TIMEOUT = 5.0  # seconds; an unreachable site must not hold up the next mirror
@@ -85,6 +85,33 @@ def fetch_distfile(distfile: Distfile, expected: DistfileSum, distdir: Path, opt
         raise FetchError(f"{distfile.name} is not in the distfile cache and --offline forbids downloading.\n"
                          f"Place the file at {dest} by hand, or run without --offline.")
     return _from_mirrors(distfile, dest, expected, options, log)
+
+
+def cache_problems(recipe: Recipe, info: Distinfo, distdir: Path) -> list[str]:
+    """What is wrong with a recipe's distfiles in the cache: one line per file missing or failing distinfo."""
+    problems = []
+    for d in recipe.distfiles:
+        path = distdir / d.name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+            continue
+        try:
+            verify_distfile(path, info.distfile(d.name))
+        except ChecksumError as e:
+            problems.append(f"{path}: BAD: {_indent(str(e))}")
+    return problems
+
+
+def check_cache_offline(recipes: list[Recipe], distdir: Path) -> None:
+    """`fetch --offline`: check every cached distfile against distinfo; name every one missing or bad."""
+    problems = [p for r in recipes for p in cache_problems(r, read_distinfo(r.distinfo_path), distdir)]
+    if not problems:
+        return
+    listing = "\n".join(f"  - {p}" for p in problems)
+    cls = ChecksumError if any(": BAD: " in p for p in problems) else FetchError
+    raise cls(f"the distfile cache does not hold verified copies of every distfile:\n{listing}\n"
+              f"Run `buildtool fetch` without --offline to replace them (a bad file is moved aside to "
+              f"<name>.bad), or place good copies there by hand.")
 
 
 def fetch_unverified(distfile: Distfile, distdir: Path, options: FetchOptions, log: Path) -> Path:

@@ -22,7 +22,7 @@ from . import extract as extract_phase
 from . import fetch as fetch_phase
 from . import package as package_phase
 from . import patch as patch_phase
-from .distinfo import Distinfo, patch_sha1, read_distinfo
+from .distinfo import Distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
 from .layout import Layout
 from .recipe import Recipe
@@ -100,12 +100,14 @@ class PackageRun:
     def source_patches(self) -> list[Path]:
         return patch_phase.series(self.recipe.patch_dir(self.layout.root), exclude=self.recipe.kernel_patches)
 
-    def _step(self, phase: str, key: str, action, outputs: tuple[Path, ...] = ()) -> bool:
-        """Run `action` unless the stamp for `phase` matches `key` and all its outputs exist."""
+    def _step(self, phase: str, key: str, action, outputs: tuple[Path, ...] = (), still_good=None) -> bool:
+        """Run `action` unless the stamp for `phase` matches `key`, all its outputs exist and, if given,
+        `still_good()` says they still verify (a stamp cannot vouch for a file changed since)."""
         name = self.recipe.name
         self.ctx.keys[(name, phase)] = key
         with self.ctx.summary.phase(name, phase, out=self.ctx.out) as rec:
-            current = self.stamps.is_current(phase, key) and all(p.exists() for p in outputs)
+            current = (self.stamps.is_current(phase, key) and all(p.exists() for p in outputs)
+                       and (still_good is None or still_good()))
             if current:
                 rec.outcome = "skipped"
                 return False
@@ -125,7 +127,8 @@ class PackageRun:
         sums = {d.name: info.distfile(d.name).hashes for d in self.recipe.distfiles}
         k_fetch = phase_key("", distfiles=sums)
         self._step("fetch", k_fetch, self.fetch,
-                   outputs=tuple(self.layout.distdir / d.name for d in self.recipe.distfiles))
+                   outputs=tuple(self.layout.distdir / d.name for d in self.recipe.distfiles),
+                   still_good=lambda: not fetch_phase.cache_problems(self.recipe, info, self.layout.distdir))
         if not _wanted("extract", opts):
             return
         k_extract = phase_key(k_fetch, wrksrc=self.recipe.wrksrc)
@@ -198,6 +201,8 @@ class PackageRun:
         if src.exists():
             shutil.rmtree(src)
         for d in self.recipe.distfiles:
+            # the fetch stamp cannot vouch for a file changed since: every read is checked first
+            verify_distfile(self.layout.distdir / d.name, self.distinfo.distfile(d.name))
             extract_phase.extract(self.layout.distdir / d.name, src)
         if not (src / self.recipe.wrksrc).is_dir():
             found = ", ".join(sorted(p.name for p in src.iterdir()))

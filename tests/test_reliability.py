@@ -3,12 +3,17 @@ real code paths it names. Grouped by the item of the issue they prove."""
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 import textwrap
+from pathlib import Path
 
-from synthetic import bt
+import pytest
+from synthetic import bt, make_tarball
 
 from buildtool.cli import main
+from buildtool.errors import ChecksumError, HarnessError
 from buildtool.vm.suite import layout_from_env
 
 # --- item 8: `buildtool test` uses --packages and --work, and --dry-run boots nothing ----------------------
@@ -67,3 +72,107 @@ def test_layout_from_env_defaults_to_the_checkout(repo):
 def test_test_control_with_prebuilt_packages_is_refused(repo, tmp_path, capsys):
     assert main(["test", "--control", "--packages", str(tmp_path), "--dry-run"]) == 2
     assert "--control" in capsys.readouterr().err
+
+
+# --- item 1: one extraction helper, our own checks carry the load where tarfile has no data filter --------
+
+def test_every_archive_write_goes_through_the_extraction_helper():
+    """Debian 12's python3 (3.11.2) has no `filter=`: a direct extractall() elsewhere would break there."""
+    root = Path(__file__).resolve().parent.parent
+    offenders = [f"{p.relative_to(root)}:{n}" for d in ("buildtool", "tests", "bench")
+                 for p in (root / d).rglob("*.py") if p.name not in ("extract.py", "test_reliability.py")
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if ".extractall(" in line]
+    assert offenders == []
+
+
+def _package_with(tmp_path: Path, members: list[tuple[str, bytes]]) -> Path:
+    path = tmp_path / "p-1.0.tgz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o4755
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("data_filter", [False] + ([True] if hasattr(tarfile, "data_filter") else []))
+def test_guest_image_unpacks_packages_through_the_checked_helper(tmp_path, monkeypatch, data_filter):
+    from buildtool import extract as extract_mod
+    from buildtool.vm.image import ImageInputs, _Builder
+
+    monkeypatch.setattr(extract_mod, "HAS_DATA_FILTER", data_filter)
+    good = _package_with(tmp_path, [("+CONTENTS", b"@name p-1.0\n"), ("sbin/tool", b"#!/bin/sh\n")])
+    inputs = ImageInputs(release="r", vmlinuz=tmp_path / "k", modules_root=tmp_path, packages=(good,),
+                         stack=False)
+    builder = _Builder(inputs, tmp_path / "root", [])
+    builder.install_packages()
+    tool = tmp_path / "root/usr/pkg/sbin/tool"
+    assert tool.read_bytes() == b"#!/bin/sh\n" and not tool.stat().st_mode & 0o4000  # setuid dropped
+    evil = _package_with(tmp_path, [("../../escaped", b"x")])
+    inputs = ImageInputs(release="r", vmlinuz=tmp_path / "k", modules_root=tmp_path, packages=(evil,),
+                         stack=False)
+    with pytest.raises(HarnessError, match=r"p-1.0.tgz.*'\.\./\.\./escaped'.*'\.\.' component"):
+        _Builder(inputs, tmp_path / "root2", []).install_packages()
+    assert not (tmp_path / "escaped").exists()
+
+
+# --- item 2: distfiles are verified whenever they are read --------------------------------------------------
+
+def _tamper(distfile: Path, name: str) -> None:
+    """Repack the distfile with one extra line in the C source, as an attacker with cache access would."""
+    make_tarball(distfile, name, name)
+    with tarfile.open(distfile) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(distfile, "w:gz", format=tarfile.USTAR_FORMAT) as tar:
+        for m, data in members:
+            if m.name.endswith(".c"):
+                data += b"/* injected */ int injected_backdoor;\n"
+                m.size = len(data)
+            tar.addfile(m, io.BytesIO(data))
+
+
+def test_tampered_distfile_is_refused_by_fetch_offline_and_by_extract(repo, tmp_path, capsys):
+    assert bt("package", "hello") == 0
+    pkg = repo / "packages/All/hello-1.0.tgz"
+    before = pkg.read_bytes()
+    distfile = tmp_path / "cache/distfiles/hello-1.0.tar.gz"
+    _tamper(distfile, "hello")
+    capsys.readouterr()
+    assert bt("fetch", "--offline") == 4
+    err = capsys.readouterr().err
+    assert f"{distfile}: BAD" in err and "BLAKE2s mismatch" in err
+    # the issue's repro: a patch edit (recorded with makepatchsum) re-extracts from the tampered file
+    patch = repo / "patches/hello/patch-aa"
+    patch.write_text(patch.read_text().replace('"hello, patched"', '"hello, patched again"'))
+    assert main(["makepatchsum", "hello"]) == 0
+    capsys.readouterr()
+    assert bt("package", "hello", "--offline") in (4, 5)
+    err = capsys.readouterr().err
+    assert "hello-1.0.tar.gz" in err and "expected" in err
+    assert pkg.read_bytes() == before
+    assert not any(b"injected_backdoor" in p.read_bytes() for p in (repo / "work").rglob("*.c"))
+
+
+def test_tampered_distfile_with_a_current_fetch_stamp_is_refused_at_extract(repo, tmp_path, capsys):
+    """The fetch stamp is current and the file exists: extract still checks the bytes it reads."""
+    assert bt("fetch", "hello") == 0
+    _tamper(tmp_path / "cache/distfiles/hello-1.0.tar.gz", "hello")
+    from buildtool.layout import Layout
+    from buildtool.pipeline import Context, Options, PackageRun
+    from buildtool.recipe import load_all
+
+    run = PackageRun(Context(Layout.default(), Options(kernel="none")), load_all(repo)["hello"])
+    with pytest.raises(ChecksumError, match=r"(?s)hello-1.0.tar.gz .*\n  expected [0-9a-f]+\n  actual  "):
+        run.extract()
+    assert not (repo / "work/hello/src/hello-1.0").exists()
+
+
+def test_fetch_offline_names_every_missing_and_bad_distfile(repo, tmp_path, capsys):
+    distdir = tmp_path / "cache/distfiles"
+    assert bt("fetch", "--offline") == 0
+    (distdir / "greet-1.0.tar.gz").unlink()
+    _tamper(distdir / "hello-1.0.tar.gz", "hello")
+    capsys.readouterr()
+    assert bt("fetch", "--offline") == 4
+    err = capsys.readouterr().err
+    assert f"{distdir}/greet-1.0.tar.gz: missing" in err and f"{distdir}/hello-1.0.tar.gz: BAD" in err

@@ -38,7 +38,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import HarnessError, HostToolError
+from ..errors import ExtractError, HarnessError, HostToolError
+from ..extract import extract_members
 from ..fsutil import file_digest, text_digest
 from ..layout import PREFIX, Layout
 from ..templating import render, template_env
@@ -219,9 +220,13 @@ class _Builder:
         prefix = self.root / PREFIX.lstrip("/")
         prefix.mkdir(parents=True, exist_ok=True)
         for pkg in self.inputs.packages:
-            with tarfile.open(pkg, "r:gz") as tar:
-                members = [m for m in tar.getmembers() if not m.name.lstrip("./").startswith("+")]
-                tar.extractall(prefix, members=members, filter="data")
+            try:
+                with tarfile.open(pkg, "r:gz") as tar:
+                    members = [m for m in tar.getmembers() if not m.name.lstrip("./").startswith("+")]
+                    extract_members(pkg, tar, members, prefix)
+            except (ExtractError, tarfile.TarError, EOFError, zlib.error) as e:
+                raise HarnessError(f"the input package {pkg} cannot be unpacked into the guest image: {e}; "
+                                   f"rebuild it (`buildtool package`)") from None
             self.manifest["programs"][pkg.name] = sorted(m.name for m in members if m.isfile())
         for prog in ("sbin/pppd", "sbin/pptpd", "sbin/pptp") if self.inputs.stack else ():
             if not (prefix / prog).exists():

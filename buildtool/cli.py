@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                        ("makepatchsum", "regenerate patch checksums in distinfo")):
         p = sub.add_parser(name, help=what)
         p.add_argument("packages", nargs="+", metavar="PKG")
+        if name == "makesum":
+            p.add_argument("--force", action="store_true",
+                           help="record a distfile even if it fails the sums distinfo has (prints both)")
         _common(p)
     p = sub.add_parser("kernels", help="list the kernel profiles and what each needs")
     p = sub.add_parser("clean", help="remove the work tree (keeps the download cache and packages)")
@@ -119,11 +122,10 @@ def cmd_makesum(args: argparse.Namespace, patches_only: bool) -> int:
 
     layout = _layout(args)
     recipes = load_all(layout.root)
-    for r in select(recipes, args.packages)[-len(args.packages):] if args.packages else []:
-        if r.name not in args.packages:
-            continue
+    # every package named, and only those (select() adds their dependencies, in build order)
+    for r in (r for r in select(recipes, args.packages) if r.name in args.packages):
         changed = (makesum.makepatchsum(r, layout) if patches_only
-                   else makesum.makesum(r, layout, _options(args, "fetch")))
+                   else makesum.makesum(r, layout, _options(args, "fetch"), force=args.force))
         print(f"{r.distinfo_path}: {'updated' if changed else 'unchanged'}")
     return 0
 

@@ -10,11 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from synthetic import bt, make_tarball
+from synthetic import RECIPE, bt, make_tarball
 
 from buildtool.cli import main
 from buildtool.errors import ChecksumError, HarnessError
-from buildtool.vm.suite import layout_from_env
 
 # --- item 8: `buildtool test` uses --packages and --work, and --dry-run boots nothing ----------------------
 
@@ -64,6 +63,8 @@ def test_test_passes_work_and_packages_to_the_suite(repo, tmp_path, capsys):
 
 
 def test_layout_from_env_defaults_to_the_checkout(repo):
+    from buildtool.vm.suite import layout_from_env
+
     layout, prebuilt = layout_from_env({})
     assert (layout.work, layout.packages, prebuilt) == (repo / "work", repo / "packages", False)
     assert os.environ.get("BUILDTOOL_VM_PREBUILT") is None
@@ -176,3 +177,39 @@ def test_fetch_offline_names_every_missing_and_bad_distfile(repo, tmp_path, caps
     assert bt("fetch", "--offline") == 4
     err = capsys.readouterr().err
     assert f"{distdir}/greet-1.0.tar.gz: missing" in err and f"{distdir}/hello-1.0.tar.gz: BAD" in err
+
+
+# --- item 4: makesum refuses a changed distfile unless --force, and handles every package named -------------
+
+def test_makesum_refuses_a_distfile_failing_the_recorded_sums(repo, tmp_path, capsys):
+    distinfo = repo / "hello/distinfo"
+    before = distinfo.read_text()
+    _tamper(tmp_path / "cache/distfiles/hello-1.0.tar.gz", "hello")
+    assert main(["makesum", "hello"]) == 4
+    err = capsys.readouterr().err
+    assert "hello-1.0.tar.gz" in err and "old " in err and "new " in err and "makesum --force hello" in err
+    assert distinfo.read_text() == before
+    assert main(["makesum", "--force", "hello"]) == 0
+    err = capsys.readouterr().err
+    old_blake = next(line for line in before.splitlines() if line.startswith("BLAKE2s"))
+    assert old_blake.split(" = ")[1] in err and "--force: recording changed sums" in err
+    assert distinfo.read_text() != before and old_blake not in distinfo.read_text()
+
+
+def test_makesum_handles_every_package_named(repo, tmp_path, capsys):
+    """`makesum greet hello` where hello depends on an unnamed `third` (as poptop on ppp-mppe): both named
+    packages are done, the dependency is left alone."""
+    (repo / "third").mkdir()
+    (repo / "third/recipe.toml").write_text(RECIPE.format(name="third"))
+    make_tarball(tmp_path / "cache/distfiles/third-1.0.tar.gz", "third", "third")
+    (repo / "third/distinfo").write_text("$NetBSD$\n")
+    toml = repo / "hello/recipe.toml"
+    toml.write_text(toml.read_text().replace('license = "mit"\n', 'license = "mit"\ndepends = ["third"]\n'))
+    for name in ("hello", "greet"):
+        (repo / name / "distinfo").write_text("$NetBSD$\n")
+    assert main(["makesum", "greet", "hello"]) == 0
+    out = capsys.readouterr().out
+    assert f"{repo}/hello/distinfo: updated" in out and f"{repo}/greet/distinfo: updated" in out
+    for name in ("hello", "greet"):
+        assert f"Size ({name}-1.0.tar.gz)" in (repo / name / "distinfo").read_text()
+    assert (repo / "third/distinfo").read_text() == "$NetBSD$\n"

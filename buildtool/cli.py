@@ -87,21 +87,26 @@ def _options(args: argparse.Namespace, through: str) -> pipeline.Options:
     return pipeline.Options(
         jobs=args.jobs, dry_run=args.dry_run, verbose=args.verbose, offline=args.offline,
         progress=args.progress, kernel=args.kernel, through=through,
-        kernel_options={k: getattr(args, k) for k in ("sysdir", "kernel_dir", "kernel_source", "host")})
+        kernel_options=_kernel_options(args))
 
 
-def _check_kernel(args: argparse.Namespace) -> None:
-    if args.kernel == "none":
-        return
-    from .kernels import get_profile_class
+def _check_kernel(args: argparse.Namespace, layout: Layout, building: bool) -> None:
+    """--kernel and its options, all checked before any work starts (`building`: modules will be built)."""
+    from .kernels import check_options
 
-    get_profile_class(args.kernel)  # raises UsageError listing the known profiles
+    check_options(args.kernel, _kernel_options(args), layout, building)
+
+
+def _kernel_options(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in ("sysdir", "kernel_dir", "kernel_source", "host")}
 
 
 def cmd_phases(args: argparse.Namespace) -> int:
     layout = _layout(args)
-    _check_kernel(args)
     recipes = select(load_all(layout.root), args.packages)
+    builds_modules = (PHASE_COMMANDS[args.command] in ("kmod", "package")
+                      and any(r.kernel_patches for r in recipes))
+    _check_kernel(args, layout, building=builds_modules)
     ctx = pipeline.Context(layout=layout, options=_options(args, PHASE_COMMANDS[args.command]))
     if args.command == "fetch" and args.offline:
         from .fetch import check_cache_offline
@@ -153,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "test":
             from .vm.suite import run_suite
 
-            _check_kernel(args)
-            return run_suite(args, _layout(args))
+            layout = _layout(args)
+            _check_kernel(args, layout, building=args.packages_dir is None)
+            return run_suite(args, layout)
         if args.command == "pkgsrc":
             from .pkgsrc_export import export
 

@@ -80,9 +80,18 @@ def test_netbsd_needs_sysdir_and_host(layout):
 
 
 def test_netbsd_needs_host_even_with_sysdir(layout, tmp_path):
+    for rel in get_profile("netbsd-1.4.1").sysdir_checks:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
     with pytest.raises(KernelError) as e:
         netbsd(layout, sysdir=tmp_path).resolve()
     assert "--host user@host" in str(e.value) and "--sysdir" not in str(e.value).split("needs")[1]
+
+
+def test_netbsd_wrong_sysdir_is_named_even_without_host(layout, tmp_path):
+    with pytest.raises(KernelError) as e:
+        netbsd(layout, sysdir=tmp_path).resolve()
+    assert "--host user@host" in str(e.value) and f"--sysdir {tmp_path} is not a NetBSD" in str(e.value)
 
 
 def test_netbsd_sysdir_checks_libkern_and_ppp_comp(layout, tmp_path):

@@ -213,3 +213,38 @@ def test_makesum_handles_every_package_named(repo, tmp_path, capsys):
     for name in ("hello", "greet"):
         assert f"Size ({name}-1.0.tar.gz)" in (repo / name / "distinfo").read_text()
     assert (repo / "third/distinfo").read_text() == "$NetBSD$\n"
+
+
+# --- item 8: options are checked before work starts, all at once ------------------------------------------
+
+def _with_kernel_patches(repo: Path) -> None:
+    """hello gets a kernel-side patch series, as ppp-mppe has: its build then includes kernel modules."""
+    toml = repo / "hello/recipe.toml"
+    toml.write_text(toml.read_text() + '\n[kmod]\nprofile_patches = "patch-c*"\n')
+
+
+def test_netbsd_kernel_without_sysdir_fails_before_any_build(repo, capsys):
+    _with_kernel_patches(repo)
+    assert main(["build", "hello", "--kernel", "netbsd-10", "--no-progress"]) == 9
+    err = capsys.readouterr().err
+    assert "netbsd-10 needs --sysdir /usr/src/sys" in err and "--host user@host" in err
+    assert not (repo / "work/hello").exists()
+
+
+def test_wrong_sysdir_is_named_without_host(repo, tmp_path, capsys):
+    _with_kernel_patches(repo)
+    assert main(["package", "--kernel", "netbsd-10", "--sysdir", str(tmp_path)]) == 9
+    err = capsys.readouterr().err
+    assert f"--sysdir {tmp_path} is not a NetBSD 10 kernel source tree" in err and "--host user@host" in err
+    assert not (repo / "work/hello").exists()
+
+
+def test_options_the_kernel_does_not_use_are_refused_all_at_once(repo, tmp_path, capsys):
+    assert main(["build", "--kernel", "linux-6.1", "--sysdir", str(tmp_path), "--host", "me@box"]) == 2
+    err = capsys.readouterr().err
+    assert "--sysdir is not used with --kernel linux-6.1" in err and "--host is not used" in err
+    assert main(["build", "--kernel", "none", "--kernel-dir", str(tmp_path)]) == 2
+    assert "--kernel-dir is not used with --kernel none" in capsys.readouterr().err
+    assert main(["build", "--kernel", "linux-6.1", "--kernel-source", str(tmp_path / "nope.tar.xz")]) == 9
+    assert f"--kernel-source {tmp_path}/nope.tar.xz: no such file" in capsys.readouterr().err
+    assert not (repo / "work").exists()

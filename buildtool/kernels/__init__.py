@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import KernelError, UsageError
 from ..layout import Layout
 
 
@@ -83,6 +83,44 @@ def get_profile(name: str) -> Profile:
 def get_profile_class(name: str) -> type:
     """The family class that handles profile `name` (LinuxKernel, NetBSDKernel)."""
     return _families()[get_profile(name).family]
+
+
+# the kernel options each family uses (the others are refused, not silently ignored); flag -> what it is
+KERNEL_OPTIONS = {"sysdir": "--sysdir", "kernel_dir": "--kernel-dir", "kernel_source": "--kernel-source",
+                  "host": "--host"}
+FAMILY_OPTIONS = {"linux": ("kernel_dir", "kernel_source"), "netbsd": ("sysdir", "host")}
+_PATH_OPTIONS = ("sysdir", "kernel_dir", "kernel_source")
+
+
+def check_options(name: str, options: dict, layout: Layout, building: bool) -> None:
+    """Every problem with --kernel and its options, at once, before any work starts.
+
+    Options the profile does not use are refused (UsageError); a path option must exist; when the run
+    builds kernel modules (`building`), the family's own checks run too (NetBSD: --sysdir's files, --host's
+    form). A UsageError when an option is misplaced, else a KernelError, naming every problem.
+    """
+    given = [k for k in KERNEL_OPTIONS if options.get(k)]
+    if name == "none":
+        used: tuple[str, ...] = ()
+        profile = None
+    else:
+        profile = get_profile(name)
+        used = FAMILY_OPTIONS[profile.family]
+    wanted = ", ".join(KERNEL_OPTIONS[k] for k in used) or "no kernel options"
+    misplaced = [f"{KERNEL_OPTIONS[k]} is not used with --kernel {name} (it takes {wanted})"
+                 for k in given if k not in used]
+    problems = [f"{KERNEL_OPTIONS[k]} {options[k]}: no such file or directory"
+                for k in given if k in used and k in _PATH_OPTIONS and not Path(options[k]).exists()]
+    check = getattr(_families()[profile.family], "check", None) if profile and building else None
+    if check is not None and not problems:
+        try:
+            check(_families()[profile.family](profile, layout, dict(options), layout.work / "kernel.log"))
+        except KernelError as e:
+            problems.append(str(e))
+    if misplaced:
+        raise UsageError("\n".join(misplaced + problems) + "\nSee `buildtool kernels`.")
+    if problems:
+        raise KernelError("\n".join(problems))
 
 
 def describe_profiles() -> str:

@@ -61,28 +61,33 @@ class NetBSDKernel(KernelFamily):
         ]
 
     def check(self) -> tuple[Path, str]:
-        """The sysdir and host, validated; KernelError naming everything that is missing."""
+        """The sysdir and host, validated; KernelError naming everything that is missing or wrong at once."""
         p = self.profile
         sysdir, host = self.options.get("sysdir"), self.options.get("host")
-        problems = []
+        needs, wrong = [], []
         if not sysdir:
-            problems.append(f"--sysdir {p.default_sysdir} (a NetBSD {p.version} kernel source tree)")
-        if not host:
-            problems.append(f"--host user@host (a NetBSD {p.version} build host reachable over SSH)")
-        if problems:
-            raise KernelError(f"{p.name} needs " + " and ".join(problems) + "; see `buildtool kernels`")
-        sysdir = Path(sysdir)
-        if not sysdir.is_dir():
-            raise KernelError(f"--sysdir {sysdir}: no such directory (a NetBSD {p.version} kernel source "
-                              f"tree, e.g. {p.default_sysdir})")
-        missing = missing_sysdir_files(p, sysdir)
-        if missing:
-            raise KernelError(
+            needs.append(f"--sysdir {p.default_sysdir} (a NetBSD {p.version} kernel source tree)")
+        elif not Path(sysdir).is_dir():
+            wrong.append(f"--sysdir {sysdir}: no such directory (a NetBSD {p.version} kernel source "
+                         f"tree, e.g. {p.default_sysdir})")
+        elif missing_sysdir_files(p, Path(sysdir)):
+            wrong.append(
                 f"--sysdir {sysdir} is not a NetBSD {p.version} kernel source tree: missing "
-                f"{', '.join(str(sysdir / m) for m in missing)} (the historic package checked "
-                f"${{SYSDIR}}/lib/libkern/libkern.h; the MPPE option length lives in sys/net/ppp-comp.h)")
-        parse_host(host)
-        return sysdir, host
+                f"{', '.join(str(Path(sysdir) / m) for m in missing_sysdir_files(p, Path(sysdir)))} (the "
+                f"historic package checked ${{SYSDIR}}/lib/libkern/libkern.h; the MPPE option length lives "
+                f"in sys/net/ppp-comp.h)")
+        if not host:
+            needs.append(f"--host user@host (a NetBSD {p.version} build host reachable over SSH)")
+        else:
+            try:
+                parse_host(host)
+            except KernelError as e:
+                wrong.append(str(e))
+        if needs:
+            wrong.insert(0, f"{p.name} needs " + " and ".join(needs) + "; see `buildtool kernels`")
+        if wrong:
+            raise KernelError("\n".join(wrong))
+        return Path(sysdir), host
 
     def probe_host(self, host: str) -> str:
         """`uname -sr` on the build host over SSH; KernelError unless it is the profile's NetBSD release."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -135,8 +136,48 @@ def cmd_makesum(args: argparse.Namespace, patches_only: bool) -> int:
     return 0
 
 
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove the work tree, holding its lock: never under a running build."""
+    import shutil
+
+    work = _layout(args).work
+    if not work.exists():
+        print(f"{work}: nothing to remove")
+        return 0
+    with pipeline.work_tree_lock(work):
+        # the lock file stays: a run waiting for it must lock the same file we held
+        for entry in work.iterdir():
+            if entry.name == ".lock":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    print(f"removed {work} (all but its lock file)")
+    return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that running commands are stopped and the run says so."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (an embedding program): its own signal handling stands
+        return _dispatch(args)
+    try:
+        return _dispatch(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command in PHASE_COMMANDS:
             return cmd_phases(args)
@@ -148,13 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             print(describe_profiles())
             return 0
         if args.command == "clean":
-            import shutil
-
-            work = _layout(args).work
-            if work.exists():
-                shutil.rmtree(work)
-            print(f"removed {work}")
-            return 0
+            return cmd_clean(args)
         if args.command == "test":
             from .vm.suite import run_suite
 
@@ -172,9 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as e:
         print(f"buildtool: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("buildtool: interrupted; the next run resumes from the last finished phase", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"buildtool: {what}; the next run resumes from the last finished phase", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     return 2
 
 

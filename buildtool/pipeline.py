@@ -26,7 +26,7 @@ from .distinfo import Distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
 from .layout import Layout
 from .recipe import Recipe
-from .runlog import Summary
+from .runlog import Summary, kill_leftover_groups
 from .state import Stamps, phase_key
 
 PHASES = ("fetch", "extract", "patch", "build", "kmod", "package")
@@ -260,7 +260,11 @@ def run(ctx: Context, recipes: list[Recipe]) -> None:
 
 @contextlib.contextmanager
 def work_tree_lock(work: Path, out=None) -> Iterator[None]:
-    """One run at a time per work tree: a second one waits (two builds into one stage would mix)."""
+    """One run at a time per work tree: a second one waits (two builds into one stage would mix).
+
+    Whoever holds the lock owns the tree: it first kills the process groups a killed earlier run left
+    running in it (a `make` of a run killed with -9 must not write beside ours).
+    """
     work.mkdir(parents=True, exist_ok=True)
     with open(work / ".lock", "a+") as f:
         try:
@@ -269,4 +273,5 @@ def work_tree_lock(work: Path, out=None) -> Iterator[None]:
             print(f"waiting for another buildtool run in {work} to finish ...", file=out or sys.stderr,
                   flush=True)
             fcntl.flock(f, fcntl.LOCK_EX)
+        kill_leftover_groups(work, out=out)
         yield

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -79,35 +81,132 @@ def log_tail(log: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+# a build command may take long (openssl, kbuild on 2 cores take minutes), never forever
+DEFAULT_TIMEOUT = 3 * 3600.0
+GROUP_SUFFIX = ".pgid"  # beside a log: the process group of the command writing it, while it runs
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a group being stopped
+
+
 def run(cmd: list[str], *, log: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-        what: str = "command", verbose: bool = False, check: bool = True) -> int:
+        what: str = "command", verbose: bool = False, check: bool = True,
+        timeout: float = DEFAULT_TIMEOUT) -> int:
     """Run `cmd` with stdout and stderr appended to `log`; on failure raise PhaseError with the tail.
 
     `env` entries are added to the current environment (the build never inherits a stale DESTDIR etc.:
     recipes pass what they need explicitly on the command line).
+
+    The command runs in its own process group, recorded in `<log>.pgid` while it runs: an interrupt
+    (SIGINT, SIGTERM, a timeout) stops the whole group (make and every compiler it started), and a run
+    killed with -9 leaves the file behind for the next run to find (`kill_leftover_groups`). The direct
+    child also gets a parent-death signal, so make stops with us even then.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.setdefault("LC_ALL", "C")
+    group_file = log.with_name(log.name + GROUP_SUFFIX)
     with log.open("ab") as f:
         f.write(f"\n$ (cd {cwd or os.getcwd()} && {shlex.join(cmd)})\n".encode())
         f.flush()
         try:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE if verbose else f, stderr=subprocess.STDOUT,
+                                    start_new_session=True, preexec_fn=_die_with_parent)
+        except FileNotFoundError as e:
+            raise PhaseError(f"{what} failed: program not found: {e.filename}",
+                             command=cmd, log=log) from None
+        group_file.write_text(f"{proc.pid} {_start_time(proc.pid)} {shlex.join(cmd)}\n")
+        try:
             if verbose:
-                proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 assert proc.stdout is not None
                 for chunk in proc.stdout:
                     f.write(chunk)
                     sys.stderr.buffer.write(chunk)
-                rc = proc.wait()
-            else:
-                rc = subprocess.call(cmd, cwd=cwd, env=full_env, stdout=f, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        except FileNotFoundError as e:
-            raise PhaseError(f"{what} failed: program not found: {e.filename}",
-                             command=cmd, log=log) from None
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_group(proc)
+            raise PhaseError(f"{what} did not finish within {timeout:.0f}s and was stopped", command=cmd,
+                             log=log, tail=log_tail(log)) from None
+        except BaseException:
+            stop_group(proc)
+            print(f"interrupted: stopped {what} (process group {proc.pid}): {shlex.join(cmd)}\n"
+                  f"  log: {log}", file=sys.stderr, flush=True)
+            raise
+        finally:
+            group_file.unlink(missing_ok=True)
     if rc != 0 and check:
         raise PhaseError(f"{what} failed with exit status {rc}", command=cmd, log=log, tail=log_tail(log))
     return rc
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group of `proc`, then SIGKILL what is left after STOP_GRACE seconds."""
+    for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, STOP_GRACE)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        if not _group_alive(proc.pid):
+            break
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # members that outlived the leader
+
+
+def kill_leftover_groups(work: Path, out=None) -> list[str]:
+    """Kill the process groups a killed earlier run left running under `work` (call with the lock held).
+
+    A group counts as ours only while its leader is the process recorded (same start time): a pid reused
+    since is left alone. Returns one line per group killed.
+    """
+    killed = []
+    for group_file in sorted(work.glob(f"*/logs/*{GROUP_SUFFIX}")):
+        try:
+            pid_text, start, command = group_file.read_text().split(" ", 2)
+            pgid = int(pid_text)
+        except (OSError, ValueError):
+            group_file.unlink(missing_ok=True)
+            continue
+        if _group_alive(pgid) and (_start_time(pgid) in (start, "")):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            line = (f"killed process group {pgid} left running by an earlier, killed run: {command.strip()} "
+                    f"(log: {group_file.with_suffix('')})")
+            print(line, file=out or sys.stderr, flush=True)
+            killed.append(line)
+        group_file.unlink(missing_ok=True)
+    return killed
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), '' if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL us when the parent dies (Linux prctl; nothing elsewhere)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import subprocess
+import sys
 import tarfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -248,3 +252,80 @@ def test_options_the_kernel_does_not_use_are_refused_all_at_once(repo, tmp_path,
     assert main(["build", "--kernel", "linux-6.1", "--kernel-source", str(tmp_path / "nope.tar.xz")]) == 9
     assert f"--kernel-source {tmp_path}/nope.tar.xz: no such file" in capsys.readouterr().err
     assert not (repo / "work").exists()
+
+
+# --- item 5: no orphaned children; clean takes the work-tree lock ------------------------------------------
+
+def _start_slow_build(repo: Path, tmp_path: Path) -> subprocess.Popen:
+    """`buildtool package hello` whose build step sleeps 60 s (BT_SLOW); returns once that step runs."""
+    marker = tmp_path / "build-started"
+    env = dict(os.environ, BT_SLOW=str(marker))
+    proc = subprocess.Popen([sys.executable, "-m", "buildtool", "package", "hello", "--kernel", "none",
+                             "--no-progress"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "build.err", "w"))
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, (tmp_path / "build.err").read_text()
+        assert time.monotonic() < deadline, "build step never started"
+        time.sleep(0.05)
+    return proc
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes (not zombies) in process group `pgid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _build_group(repo: Path) -> int:
+    return int((repo / "work/hello/logs/build.log.pgid").read_text().split()[0])
+
+
+def test_kill_9_leftovers_are_killed_by_the_next_run(repo, tmp_path, capsys):
+    proc = _start_slow_build(repo, tmp_path)
+    pgid = _build_group(repo)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.2)
+    assert _live_members(pgid), "the sleeping build step should have outlived the killed run"
+    capsys.readouterr()
+    assert bt("package", "hello") == 0
+    err = capsys.readouterr().err
+    assert f"killed process group {pgid} left running by an earlier, killed run" in err
+    assert _live_members(pgid) == []
+
+
+def test_sigterm_stops_the_build_group_and_says_what_was_interrupted(repo, tmp_path):
+    proc = _start_slow_build(repo, tmp_path)
+    pgid = _build_group(repo)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    err = (tmp_path / "build.err").read_text()
+    assert f"interrupted: stopped hello build (process group {pgid}): sh -c" in err
+    assert "terminated (SIGTERM); the next run resumes" in err
+    assert _live_members(pgid) == []
+    assert not (repo / "work/hello/logs/build.log.pgid").exists()
+
+
+def test_clean_waits_for_a_running_build(repo, tmp_path):
+    proc = _start_slow_build(repo, tmp_path)
+    clean_err = tmp_path / "clean.err"
+    clean = subprocess.Popen([sys.executable, "-m", "buildtool", "clean"], cwd=repo,
+                             stdout=subprocess.DEVNULL, stderr=open(clean_err, "w"))
+    deadline = time.monotonic() + 30
+    while "waiting for another buildtool run" not in clean_err.read_text():
+        assert clean.poll() is None, f"clean did not wait: {clean_err.read_text()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (repo / "work/hello/src").is_dir()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert clean.wait(timeout=60) == 0
+    assert not (repo / "work/hello").exists()

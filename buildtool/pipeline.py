@@ -180,7 +180,17 @@ class PackageRun:
                               deps=package_phase.pkgdeps(self.recipe, self.ctx.recipes),
                               epoch=package_phase.source_date_epoch(os.environ))
         output = self.layout.packages_all / f"{self.recipe.pkgname}.tgz"
-        self._step("package", k_package, self.package, outputs=(output,))
+        self._step("package", k_package, self.package, outputs=(output,),
+                   still_good=lambda: self._package_verifies(output))
+
+    def _package_verifies(self, output: Path) -> bool:
+        """A package counts as made only while it verifies against its own +CONTENTS (a truncated or
+        edited file is rebuilt, not reported up to date)."""
+        problems = package_phase.verify_package(output)
+        if problems:
+            print(f"{output} does not verify, making it again:\n  " + "\n  ".join(problems[:5]),
+                  file=self.ctx.out or sys.stderr, flush=True)
+        return not problems
 
     @property
     def tree_state(self) -> Path:

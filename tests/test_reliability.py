@@ -329,3 +329,28 @@ def test_clean_waits_for_a_running_build(repo, tmp_path):
     proc.wait(timeout=30)
     assert clean.wait(timeout=60) == 0
     assert not (repo / "work/hello").exists()
+
+
+# --- item 3: a package counts as up to date only if it verifies ---------------------------------------------
+
+def test_truncated_package_is_rebuilt(repo, capsys):
+    assert bt("package", "hello") == 0
+    pkg = repo / "packages/All/hello-1.0.tgz"
+    good = pkg.read_bytes()
+    pkg.write_bytes(good[: len(good) // 2])
+    capsys.readouterr()
+    assert bt("package", "hello") == 0
+    err = capsys.readouterr().err
+    assert f"{pkg} does not verify, making it again" in err and "hello: package done" in err
+    assert pkg.read_bytes() == good
+
+
+def test_test_reports_a_broken_input_package_as_an_input_error(repo, tmp_path, capsys):
+    pk = tmp_path / "pk"
+    assert bt("package", "--packages", str(pk)) == 0
+    pkg = pk / "All/greet-1.0.tgz"
+    pkg.write_bytes(pkg.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["test", "--packages", str(pk)]) == 11
+    err = capsys.readouterr().err
+    assert f"{pkg}: not a readable gzip'd tar archive" in err and "not a verdict on the product" in err

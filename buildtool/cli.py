@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
 from . import pipeline
-from .errors import EXIT_CODES, BuildError, UsageError
+from .errors import DISK_ERRNOS, EXIT_CODES, BuildError, PhaseError, UsageError, disk_error
 from .layout import Layout
 from .recipe import load_all, select
 
@@ -207,6 +209,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     except BuildError as e:
         print(f"buildtool: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            raise
+        layout = _layout(args)
+        err = disk_error(e, f"buildtool {args.command}",
+                         where=f"one of {layout.work}, {layout.packages}, {layout.cache}")
+        print(f"buildtool: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except subprocess.TimeoutExpired as e:
+        printed = e.stderr or e.output or ""
+        if isinstance(printed, bytes):
+            printed = printed.decode(errors="replace")
+        tail = "\n".join(printed.strip().splitlines()[-10:]) or "(no output)"
+        print(f"buildtool: error: `{shlex.join(map(str, e.cmd))}` did not finish within {e.timeout:.0f}s and "
+              f"was stopped; its last output:\n{tail}", file=sys.stderr)
+        return PhaseError.exit_code
     except KeyboardInterrupt as e:
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"buildtool: {what}; the next run resumes from the last finished phase", file=sys.stderr)

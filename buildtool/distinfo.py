@@ -71,7 +71,12 @@ def read_distinfo(path: Path) -> Distinfo:
             raise RecipeError(f"{path}:{lineno}: not a distinfo line: {line!r}")
         alg, name, value = m["alg"], m["name"], m["value"]
         if alg == "Size":
-            sizes[name] = int(value.split()[0])
+            size = re.fullmatch(r"(\d+) bytes", value.strip())
+            if not size:
+                raise RecipeError(f"{path}:{lineno}: key 'Size ({name})' must be a whole number of bytes "
+                                  f"such as '716165 bytes', got {value!r}; fix the line or regenerate it "
+                                  f"with: buildtool makesum {path.parent.name}")
+            sizes[name] = int(size[1])
         elif alg == "SHA1" and name.startswith("patch-"):
             info.patches[name] = value.lower()
         else:

@@ -106,9 +106,10 @@ class DiskError(BuildError):
 DISK_ERRNOS = frozenset((errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM))
 
 
-def disk_error(e: OSError, doing: str) -> DiskError:
-    """A DiskError for an OSError of DISK_ERRNOS: names the path, the reason and what to do next."""
-    where = e.filename or "?"
+def disk_error(e: OSError, doing: str, where: object = None) -> DiskError:
+    """A DiskError for an OSError of DISK_ERRNOS: names the path (the error's own, else `where`: a write
+    to an open file carries no name), the reason and what to do next."""
+    where = e.filename or where or "?"
     advice = {errno.ENOSPC: "free some space there (or point BUILDTOOL_CACHE / --work / --packages at a "
                             "file system with room) and run the same command again",
               errno.EDQUOT: "the disk quota is used up there: free some space and run the command again",

@@ -103,7 +103,7 @@ def extract_members(archive: Path, tar: tarfile.TarFile, members: list[tarfile.T
                            f"{_NOT_SAFE}") from None
     except OSError as e:
         if e.errno in DISK_ERRNOS:
-            raise disk_error(e, f"extracting {archive.name}") from None
+            raise disk_error(e, f"extracting {archive.name}", where=dest) from None
         raise
     check_links_inside(archive, dest)
 

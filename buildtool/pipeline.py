@@ -60,7 +60,8 @@ class Context:
 def toolchain_id() -> str:
     """The compiler identity that build keys depend on (a gcc upgrade rebuilds)."""
     try:
-        return subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        return subprocess.run(["cc", "--version"], capture_output=True, text=True,
+                              timeout=60).stdout.splitlines()[0]
     except (OSError, IndexError):
         return "unknown"
 

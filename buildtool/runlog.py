@@ -139,6 +139,29 @@ def run(cmd: list[str], *, log: Path, cwd: Path | None = None, env: Mapping[str,
     return rc
 
 
+def capture(cmd: list[str], *, timeout: float, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess:
+    """Run a short command with its output captured (text), in its own process group.
+
+    After `timeout` seconds the whole group is stopped (apt's download methods, a compiler's children) and
+    subprocess.TimeoutExpired is raised carrying what it printed; an interrupt stops the group too.
+    """
+    proc = subprocess.Popen(cmd, cwd=cwd, env=None if env is None else dict(env), text=True,
+                            stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_die_with_parent)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(proc)
+        out, err = proc.communicate()
+        raise subprocess.TimeoutExpired(cmd, timeout, output=out, stderr=err) from None
+    except BaseException:
+        stop_group(proc)
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def stop_group(proc: subprocess.Popen) -> None:
     """SIGTERM the process group of `proc`, then SIGKILL what is left after STOP_GRACE seconds."""
     for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, STOP_GRACE)):

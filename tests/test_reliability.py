@@ -354,3 +354,168 @@ def test_test_reports_a_broken_input_package_as_an_input_error(repo, tmp_path, c
     assert main(["test", "--packages", str(pk)]) == 11
     err = capsys.readouterr().err
     assert f"{pkg}: not a readable gzip'd tar archive" in err and "not a verdict on the product" in err
+
+
+# --- item 7: a failed apt-get update is not cached as success -----------------------------------------------
+
+def _unreachable_host_apt(tmp_path: Path):
+    from buildtool.debian import HostApt
+
+    (tmp_path / "sources.list").write_text("deb http://127.0.0.1:9/debian bookworm main\n")
+    return HostApt(sourcelist=tmp_path / "sources.list", sourceparts=tmp_path / "none.d",
+                   trusted=Path("/etc/apt/trusted.gpg"), trustedparts=Path("/etc/apt/trusted.gpg.d"),
+                   status=Path("/var/lib/dpkg/status"))
+
+
+@pytest.mark.skipif(not Path("/usr/lib/apt/apt-helper").exists(), reason="needs apt (Debian's apt package)")
+def test_failed_apt_update_is_not_marked_fresh_and_says_unreachable(tmp_path):
+    from buildtool.debian import AptArchive
+    from buildtool.errors import FetchError
+
+    archive = AptArchive(tmp_path / "apt", host=_unreachable_host_apt(tmp_path))
+    with pytest.raises(FetchError, match="Debian's archive could not be reached") as e:
+        archive.ensure_updated()
+    assert "127.0.0.1" in str(e.value) and "Pin an available version" not in str(e.value)
+    assert not (tmp_path / "apt/state/buildtool-updated").exists()
+    # the next run tries again instead of trusting a 24-hour stamp
+    with pytest.raises(FetchError, match="could not be reached"):
+        AptArchive(tmp_path / "apt", host=_unreachable_host_apt(tmp_path)).ensure_updated()
+    assert (tmp_path / "apt/apt.log").read_text().count("apt-get update") == 2
+
+
+# --- item 6: errors, not tracebacks: malformed distinfo, read-only and full disks, bounded commands -----
+
+def test_malformed_distinfo_size_names_file_and_line(repo, capsys):
+    distinfo = repo / "hello/distinfo"
+    lines = distinfo.read_text().splitlines()
+    n = next(i for i, line in enumerate(lines) if line.startswith("Size"))
+    lines[n] = "Size (hello-1.0.tar.gz) = 716,165 bytes"
+    distinfo.write_text("\n".join(lines) + "\n")
+    assert bt("fetch", "hello") == 3
+    err = capsys.readouterr().err
+    assert f"{distinfo}:{n + 1}: key 'Size (hello-1.0.tar.gz)'" in err and "'716,165 bytes'" in err
+    assert "Traceback" not in err
+
+
+def _can_mount_in_a_namespace() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs tmpfs /mnt"], timeout=30,
+                              capture_output=True).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_mounts = pytest.mark.skipif(not _can_mount_in_a_namespace(),
+                                  reason="needs `unshare -rm` (user and mount namespaces) to make a small or "
+                                         "read-only file system without root")
+
+
+def _buildtool_in_namespace(repo: Path, setup: str, *args: str) -> subprocess.CompletedProcess:
+    """Run buildtool in a private mount namespace after the shell commands `setup` (mounts)."""
+    cmd = " ".join([sys.executable, "-m", "buildtool", *args, "--kernel", "none", "--no-progress"])
+    return subprocess.run(["unshare", "-rm", "sh", "-c", f"set -e; {setup}; exec {cmd}"], cwd=repo,
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
+
+
+def _big_hello(repo: Path, tmp_path: Path) -> None:
+    """hello's distfile with 2 MB of incompressible data, its sums recorded: extracting it needs room."""
+    distfile = tmp_path / "cache/distfiles/hello-1.0.tar.gz"
+    with tarfile.open(distfile) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(distfile, "w:gz") as tar:
+        for m, data in members:
+            tar.addfile(m, io.BytesIO(data))
+        blob = os.urandom(2 * 1024 * 1024)
+        info = tarfile.TarInfo("hello-1.0/data.bin")
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+    assert main(["makesum", "--force", "hello"]) == 0
+
+
+@needs_mounts
+def test_full_work_tree_during_extract_is_a_disk_error_not_an_unsafe_archive(repo, tmp_path):
+    _big_hello(repo, tmp_path)
+    work = tmp_path / "smallwork"
+    work.mkdir()
+    done = _buildtool_in_namespace(repo, f"mount -t tmpfs -o size=512k tmpfs {work}", "extract", "hello",
+                                   "--work", str(work))
+    assert done.returncode == 13, done.stderr
+    assert "No space left on device" in done.stderr and str(work) in done.stderr, done.stderr
+    assert "unsafe" not in done.stderr and "Traceback" not in done.stderr
+
+
+@needs_mounts
+def test_full_packages_directory_is_a_disk_error(repo, tmp_path):
+    pk = tmp_path / "pk"
+    pk.mkdir()
+    setup = (f"mount -t tmpfs -o size=64k tmpfs {pk}; mkdir {pk}/All; "
+             f"dd if=/dev/zero of={pk}/fill bs=4k count=64 2>/dev/null || true")
+    done = _buildtool_in_namespace(repo, setup, "package", "hello", "--packages", str(pk))
+    assert done.returncode == 13, done.stderr
+    assert "No space left on device" in done.stderr and f"{pk}/All" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@needs_mounts
+def test_read_only_packages_directory_is_a_disk_error(repo, tmp_path):
+    pk = tmp_path / "pk"
+    pk.mkdir()
+    setup = f"mount -t tmpfs tmpfs {pk}; mkdir {pk}/All; mount -o remount,ro {pk}"
+    done = _buildtool_in_namespace(repo, setup, "package", "hello", "--packages", str(pk))
+    assert done.returncode == 13, done.stderr
+    assert "Read-only file system" in done.stderr and "mounted read-only" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@needs_mounts
+def test_read_only_cache_with_a_bad_distfile_is_a_disk_error(repo, tmp_path):
+    cache = tmp_path / "cache"
+    _tamper(cache / "distfiles/hello-1.0.tar.gz", "hello")
+    done = _buildtool_in_namespace(repo, f"mount --bind {cache} {cache}; mount -o remount,bind,ro {cache}",
+                                   "fetch", "hello")
+    assert done.returncode == 13, done.stderr
+    assert "Read-only file system" in done.stderr and str(cache / "distfiles") in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_every_external_command_has_a_timeout():
+    """subprocess.run/call/check_output without timeout= can hang a run forever (apt on a full disk did)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "buildtool"
+    missing = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "subprocess"
+                    and node.func.attr in ("run", "call", "check_call", "check_output")
+                    and not any(k.arg == "timeout" for k in node.keywords)):
+                missing.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert missing == []
+
+
+def test_a_command_past_its_timeout_is_stopped_with_its_whole_group(tmp_path):
+    from buildtool.errors import PhaseError
+    from buildtool.runlog import capture, run
+
+    marker = f"{61 + os.getpid() % 1000 / 1000:.3f}"  # a sleep argument no other process uses
+    with pytest.raises(PhaseError, match="did not finish within 1s") as e:
+        run(["sh", "-c", f"echo started; sleep {marker} & sleep {marker}"], log=tmp_path / "x.log",
+            what="sleeper", timeout=1)
+    assert "started" in str(e.value) and not (tmp_path / "x.log.pgid").exists()
+    with pytest.raises(subprocess.TimeoutExpired):
+        capture(["sh", "-c", f"echo hi; sleep {marker} & sleep {marker}"], timeout=1)
+    time.sleep(0.2)
+    assert _sleepers(marker) == []
+
+
+def _sleepers(marker: str) -> list[str]:
+    found = []
+    for p in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if p.read_bytes() == f"sleep\0{marker}\0".encode() and (p.parent / "stat").read_text().split(
+                    ")")[-1].split()[0] != "Z":
+                found.append(p.parent.name)
+        except OSError:
+            continue
+    return found

@@ -259,7 +259,7 @@ class _Builder:
     def install_busybox(self) -> None:
         shutil.copy2(BUSYBOX, self.root / "bin" / "busybox")
         listing = subprocess.run([str(BUSYBOX), "--list-full"], capture_output=True, text=True,
-                                 check=True).stdout
+                                 check=True, timeout=60).stdout
         for rel in listing.split():
             link = self.root / rel
             if link.exists() or link.is_symlink():
@@ -350,7 +350,7 @@ class _Builder:
         installed: set[str] = set()
         for elf in sorted(p for p in self.root.rglob("*") if p.is_file() and not p.is_symlink()
                           and _is_dynamic_elf(p)):
-            out = subprocess.run(["ldd", str(elf)], capture_output=True, text=True, env=env)
+            out = subprocess.run(["ldd", str(elf)], capture_output=True, text=True, env=env, timeout=60)
             for line in out.stdout.splitlines():
                 line = line.strip()
                 if "not found" in line:
@@ -436,13 +436,13 @@ def _make_cpio(root: Path, dest: Path) -> None:
     with dest.open("wb") as out:
         proc = subprocess.run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"], cwd=root, stdout=out,
                               input="\n".join(names) + "\n", text=True,
-                              stderr=subprocess.PIPE)
+                              stderr=subprocess.PIPE, timeout=600)
     if proc.returncode != 0:
         raise HarnessError(f"cpio failed: {proc.stderr.strip()}")
 
 
 def _check(cmd: list[str], what: str) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, LC_ALL="C"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, LC_ALL="C"), timeout=600)
     if proc.returncode != 0:
         raise HarnessError(f"{what} failed (exit status {proc.returncode}): {' '.join(cmd)}\n"
                            f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
@@ -451,7 +451,8 @@ def _check(cmd: list[str], what: str) -> str:
 
 def _gcc_version() -> str:
     try:
-        return subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        return subprocess.run(["gcc", "--version"], capture_output=True, text=True,
+                              timeout=60).stdout.splitlines()[0]
     except (OSError, IndexError):
         return ""
 

@@ -29,7 +29,9 @@ from pathlib import Path
 
 from ..errors import HarnessError, TestFailure, UsageError
 from ..layout import Layout
+from ..runlog import stop_group
 
+SUITE_TIMEOUT = 4 * 3600.0  # seconds for one pytest run of the VM scenarios (minutes, normally)
 EXPECT_FAIL = re.compile(r"^Expect-Fail:\s*(.+)$", re.M)
 
 
@@ -194,7 +196,16 @@ def _pytest(args: argparse.Namespace, layout: Layout, results: Path, junit: Path
     full_env.pop(ENV_PREBUILT, None)
     full_env.update(env or {})
     print(f"buildtool test: {' '.join(cmd)}", file=sys.stderr, flush=True)
-    rc = subprocess.call(cmd, cwd=layout.root, env=full_env)
+    proc = subprocess.Popen(cmd, cwd=layout.root, env=full_env, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=SUITE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        stop_group(proc)
+        raise HarnessError(f"the VM suite did not finish within {SUITE_TIMEOUT:.0f}s and was stopped (QEMU "
+                           f"guests included); see {junit} and the console logs under {results}") from None
+    except BaseException:
+        stop_group(proc)  # the guests go down with the suite: no QEMU left running
+        raise
     return read_junit(junit, rc)
 
 

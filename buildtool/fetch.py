@@ -75,7 +75,7 @@ def fetch_distfile(distfile: Distfile, expected: DistfileSum, distdir: Path, opt
     if dest.exists():
         try:
             verify_distfile(dest, expected)
-            return dest
+            return _tidy(dest, log)
         except ChecksumError as e:
             bad = dest.with_name(dest.name + ".bad")
             os.replace(dest, bad)
@@ -84,7 +84,20 @@ def fetch_distfile(distfile: Distfile, expected: DistfileSum, distdir: Path, opt
     if options.offline:
         raise FetchError(f"{distfile.name} is not in the distfile cache and --offline forbids downloading.\n"
                          f"Place the file at {dest} by hand, or run without --offline.")
-    return _from_mirrors(distfile, dest, expected, options, log)
+    return _tidy(_from_mirrors(distfile, dest, expected, options, log), log)
+
+
+def _tidy(dest: Path, log: Path) -> Path:
+    """With a verified `dest` in place, what was kept beside it for a retry or a look is no longer needed:
+    a partial download (`.part`, e.g. from a mirror that failed before another one delivered), the corrupt
+    copy moved aside (`.bad`) and temporaries of a killed download."""
+    leftovers = [dest.with_name(dest.name + suffix) for suffix in (".part", ".bad")]
+    leftovers += dest.parent.glob(f".{dest.name}.*.tmp")
+    for path in leftovers:
+        if path.exists():
+            path.unlink()
+            _log(log, f"removed {path}: {dest.name} is in place and verified")
+    return dest
 
 
 def cache_problems(recipe: Recipe, info: Distinfo, distdir: Path) -> list[str]:

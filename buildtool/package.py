@@ -237,6 +237,8 @@ def make_package(recipe: Recipe, stage_prefix: Path, outdir: Path, plist_vars: d
     meta = metadata(recipe, files, pkgdeps or [], build_info)
     mtime = source_date_epoch(os.environ) if epoch is None else epoch
     dest = outdir / f"{recipe.pkgname}.tgz"
+    for stale in outdir.glob(f".{dest.name}.*.tmp"):  # left by a run killed while writing it
+        stale.unlink()
     try:
         with atomic_path(dest) as tmp:
             _write_archive(tmp, meta, files, mtime)

@@ -196,8 +196,10 @@ def test_corrupt_cached_file_is_moved_aside_and_refetched(server, distdir, expec
     server.serve(NAME, BODY)
     path = fetch_distfile(Distfile(NAME, [server.url]), expected, distdir, OPTS, log)
     assert path.read_bytes() == BODY
-    assert (distdir / f"{NAME}.bad").read_bytes() == WRONG
+    # moved aside while fetching again, removed once a verified copy is in place (issue 8, item 9)
+    assert not (distdir / f"{NAME}.bad").exists()
     err = capsys.readouterr().err
+    assert f"moved aside to {NAME}.bad" in err
     assert str(distdir / NAME) in err
     assert expected.hashes["BLAKE2s"] in err
     assert text_digest(WRONG, "blake2s") in err

@@ -519,3 +519,60 @@ def _sleepers(marker: str) -> list[str]:
         except OSError:
             continue
     return found
+
+
+# --- item 9: temporary files are cleaned -----------------------------------------------------------------
+
+def test_fetch_leaves_no_part_bad_or_tmp_beside_a_verified_distfile(repo, tmp_path):
+    distdir = tmp_path / "cache/distfiles"
+    leftovers = [distdir / "hello-1.0.tar.gz.part", distdir / "hello-1.0.tar.gz.bad",
+                 distdir / ".hello-1.0.tar.gz.x1y2.tmp"]
+    for p in leftovers:
+        p.write_bytes(b"left by an earlier, interrupted or failed fetch")
+    assert bt("fetch", "hello") == 0
+    assert [p for p in leftovers if p.exists()] == []
+    assert (distdir / "hello-1.0.tar.gz").exists()
+
+
+def test_corrupt_distfile_moved_aside_is_removed_once_a_good_copy_is_fetched(repo, tmp_path, monkeypatch):
+    import functools
+    import threading
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    distdir = tmp_path / "cache/distfiles"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "hello-1.0.tar.gz").write_bytes((distdir / "hello-1.0.tar.gz").read_bytes())
+    _tamper(distdir / "hello-1.0.tar.gz", "hello")
+    server = HTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("BUILDTOOL_MASTER_SITE_OVERRIDE", f"http://127.0.0.1:{server.server_port}/")
+    try:
+        assert bt("fetch", "hello") == 0
+    finally:
+        server.shutdown()
+    assert sorted(p.name for p in distdir.glob("*hello*")) == ["hello-1.0.tar.gz"]
+
+
+def test_package_run_removes_temporaries_a_killed_run_left_in_packages_all(repo):
+    all_dir = repo / "packages/All"
+    all_dir.mkdir(parents=True)
+    stale = all_dir / ".hello-1.0.tgz.k9k9k9.tmp"
+    stale.write_bytes(b"half a package")
+    assert bt("package", "hello") == 0
+    assert not stale.exists() and (all_dir / "hello-1.0.tgz").exists()
+    assert sorted(p.name for p in all_dir.iterdir()) == ["hello-1.0.tgz"]
+
+
+def test_image_cache_scratch_of_a_killed_build_is_removed_under_the_lock(tmp_path):
+    from buildtool.vm.image import remove_stale_scratch
+
+    vm = tmp_path / "vm"
+    scratch = vm / ".0123456789abcdef01234567.x8k2"
+    (scratch / "root/usr").mkdir(parents=True)
+    (scratch / "root/usr/big").write_bytes(b"\0" * 4096)
+    kept = vm / "0123456789abcdef01234567"
+    kept.mkdir()
+    (vm / ".lock").write_text("")
+    assert remove_stale_scratch(vm) == [scratch]
+    assert not scratch.exists() and kept.is_dir() and (vm / ".lock").exists()

@@ -174,6 +174,7 @@ def build_image(inputs: ImageInputs, layout: Layout, offline: bool = False) -> I
     dest = layout.cache / "vm" / key
     initrd = dest / "initrd.cpio"
     with _lock(layout.cache / "vm" / ".lock"):
+        remove_stale_scratch(dest.parent)
         if not (dest / "manifest.json").exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix=f".{key}.", dir=dest.parent) as tmp:
@@ -190,6 +191,15 @@ def build_image(inputs: ImageInputs, layout: Layout, offline: bool = False) -> I
     manifest = json.loads((dest / "manifest.json").read_text())
     kernel = dest / "vmlinux" if manifest.get("kernel") == "vmlinux" else inputs.vmlinuz
     return Image(kernel=kernel, initrd=initrd, release=inputs.release, key=key, manifest=manifest)
+
+
+def remove_stale_scratch(vm_dir: Path) -> list[Path]:
+    """Scratch trees (`.<key>.*`, hundreds of MB) a build killed with -9 left in the image cache.
+    Only the holder of the cache's lock builds, so with the lock held every one of them is stale."""
+    stale = [p for p in vm_dir.glob(".*") if p.is_dir() and not p.is_symlink()]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
 
 
 class _Builder:

@@ -81,7 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _layout(args: argparse.Namespace) -> Layout:
-    return Layout.default(work=getattr(args, "work", None), packages=getattr(args, "packages_dir", None))
+    """The trees this run uses. Outside a checkout the one buildtool was installed from is used, and the
+    run says so (its work tree and packages are that checkout's)."""
+    from .layout import find_checkout, installed_checkout
+
+    root = find_checkout()
+    if root is None:
+        root = installed_checkout()
+        if not getattr(args, "_told_root", False):
+            args._told_root = True
+            print(f"buildtool: {Path.cwd()} is not inside a buildtool checkout; using the checkout buildtool "
+                  f"was installed from: {root} (work tree {getattr(args, 'work', None) or root / 'work'})",
+                  file=sys.stderr, flush=True)
+    return Layout.default(root=root, work=getattr(args, "work", None),
+                          packages=getattr(args, "packages_dir", None))
 
 
 def _options(args: argparse.Namespace, through: str) -> pipeline.Options:
@@ -142,6 +155,12 @@ def cmd_clean(args: argparse.Namespace) -> int:
     """Remove the work tree, holding its lock: never under a running build."""
     import shutil
 
+    from .layout import find_checkout
+
+    if args.work is None and find_checkout() is None:
+        raise UsageError(f"{Path.cwd()} is not inside a buildtool checkout, so `clean` would remove the "
+                         f"work tree of the checkout buildtool was installed from. Run it in the checkout "
+                         f"you mean to clean, or name the tree: buildtool clean --work DIR")
     work = _layout(args).work
     if not work.exists():
         print(f"{work}: nothing to remove")

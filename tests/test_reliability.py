@@ -576,3 +576,21 @@ def test_image_cache_scratch_of_a_killed_build_is_removed_under_the_lock(tmp_pat
     (vm / ".lock").write_text("")
     assert remove_stale_scratch(vm) == [scratch]
     assert not scratch.exists() and kept.is_dir() and (vm / ".lock").exists()
+
+
+# --- item 12: a run outside a checkout says which tree it uses --------------------------------------------
+
+def test_outside_a_checkout_the_tree_used_is_named_and_clean_refuses(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "BUILDTOOL_CACHE"}
+    env["BUILDTOOL_CACHE"] = str(tmp_path / "cache")
+    done = subprocess.run([sys.executable, "-m", "buildtool", "package", "--dry-run", "--kernel", "none"],
+                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"{elsewhere} is not inside a buildtool checkout; using the checkout buildtool was installed " \
+           f"from: {root} (work tree {root / 'work'})" in done.stderr
+    clean = subprocess.run([sys.executable, "-m", "buildtool", "clean"], cwd=elsewhere, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 2 and "buildtool clean --work DIR" in clean.stderr

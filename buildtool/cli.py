@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
@@ -244,6 +245,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"buildtool: error: `{shlex.join(map(str, e.cmd))}` did not finish within {e.timeout:.0f}s and "
               f"was stopped; its last output:\n{tail}", file=sys.stderr)
         return PhaseError.exit_code
+    except BrokenPipeError:  # `buildtool kernels | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as e:
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"buildtool: {what}; the next run resumes from the last finished phase", file=sys.stderr)

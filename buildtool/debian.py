@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .errors import FetchError, HostToolError
 from .fsutil import atomic_path, file_digest, write_if_changed
-from .runlog import capture
+from .runlog import capture, heartbeat
 from .templating import template_env
 
 APT_HELPER = "/usr/lib/apt/apt-helper"
@@ -342,7 +342,9 @@ class AptArchive:
         wanted = files[filename]
         with atomic_path(dest) as tmp:  # renamed to dest only if the block succeeds
             self._apt([APT_HELPER, "download-file", wanted.url, str(tmp), f"SHA256:{wanted.sha256}"],
-                      what=f"downloading {filename} from Debian's archive", timeout=DOWNLOAD_TIMEOUT)
+                      what=f"downloading {filename} from Debian's archive", timeout=DOWNLOAD_TIMEOUT,
+                      progress=lambda: f"{_tree_size(tmp.parent, tmp.name) / 1e6:.1f} of "
+                                       f"{wanted.size / 1e6:.1f} MB")
             if file_digest(tmp, "sha256") != wanted.sha256:  # apt-helper checks too; this guards the rename
                 raise FetchError(f"{filename} from {wanted.url} does not match the archive's SHA256")
         return dest
@@ -392,7 +394,8 @@ class AptArchive:
         dest_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".apt-download.", dir=dest_dir) as tmp:
             self._apt(["apt-get", "download", "-q", spec], cwd=Path(tmp), what=f"downloading {spec}",
-                      timeout=DOWNLOAD_TIMEOUT)
+                      timeout=DOWNLOAD_TIMEOUT,
+                      progress=lambda: f"{_tree_size(Path(tmp)) / 1e6:.0f} of {deb.size / 1e6:.0f} MB")
             got = Path(tmp) / deb.name
             if not got.exists():
                 raise FetchError(f"apt-get download {spec} did not produce {deb.name}; see {self.log}")
@@ -459,14 +462,16 @@ class AptArchive:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def _apt(self, cmd: list[str], *, cwd: Path | None = None, check: bool = True,
-             what: str = "", timeout: float = APT_TIMEOUT) -> subprocess.CompletedProcess:
+             what: str = "", timeout: float = APT_TIMEOUT, progress=None) -> subprocess.CompletedProcess:
         """Run an apt command under the private configuration; its output goes to the log, not the screen.
         A command that does not finish within `timeout` seconds is stopped (a full disk can make apt wait
         forever) and reported with what it printed."""
         env = dict(os.environ, APT_CONFIG=str(self.config_file), LC_ALL="C")
         self.log.parent.mkdir(parents=True, exist_ok=True)
         try:
-            proc = capture(cmd, cwd=cwd, env=env, timeout=timeout)
+            # a download (the kernel's .debs are 214 MB) reports progress while it runs
+            with heartbeat(what, measure=progress) if progress else contextlib.nullcontext():
+                proc = capture(cmd, cwd=cwd, env=env, timeout=timeout)
         except subprocess.TimeoutExpired as e:
             printed = (e.stderr or "") + (e.output or "")
             with self.log.open("a") as f:
@@ -486,6 +491,11 @@ class AptArchive:
                              f"command: APT_CONFIG={self.config_file} {shlex.join(cmd)}\n"
                              f"full log: {self.log}")
         return proc
+
+
+def _tree_size(directory: Path, prefix: str = "") -> int:
+    """Bytes in the files under `directory` whose names start with `prefix` (a download in progress)."""
+    return sum(p.stat().st_size for p in directory.rglob(f"{prefix}*") if p.is_file())
 
 
 def parse_depends(value: str) -> list[str]:

@@ -229,15 +229,19 @@ class PackageRun:
 
     def build(self) -> None:
         build_phase.build(self.recipe, build_phase.BuildContext.for_recipe(
-            self.recipe, self.layout, jobs=self.ctx.options.jobs, verbose=self.ctx.options.verbose))
+            self.recipe, self.layout, jobs=self.ctx.options.jobs, verbose=self.ctx.options.verbose,
+            progress=self.ctx.options.progress))
 
     def run_kmod(self, k_build: str) -> str:
         from . import kmod
 
         if self.ctx.kernel_target is None:
-            self.ctx.kernel_target = kmod.resolve_target(
-                self.ctx.options.kernel, self.layout, self.ctx.options.kernel_options,
-                offline=self.ctx.options.offline, log=self.logs / "kmod.log")
+            # a phase of its own in the summary: hundreds of MB of .debs the first time, and it can fail
+            with self.ctx.summary.phase("kernel", "resolve", out=self.ctx.out) as rec:
+                rec.outcome = "checked"  # timed and, if it fails, counted as failed; not a phase run
+                self.ctx.kernel_target = kmod.resolve_target(
+                    self.ctx.options.kernel, self.layout, self.ctx.options.kernel_options,
+                    offline=self.ctx.options.offline, log=self.logs / "kmod.log")
         target = self.ctx.kernel_target
         kpatches = patch_phase.series(self.recipe.patch_dir(self.layout.root),
                                       include=self.recipe.kernel_patches)
@@ -252,12 +256,13 @@ class PackageRun:
         kmod_vars = {}
         if _has_kmod(self.recipe, self.ctx.options) and self.ctx.kernel_target is not None:
             kmod_vars = self.ctx.kernel_target.plist_vars()
-        package_phase.make_package(
+        written = package_phase.make_package(
             self.recipe, self.layout.stage_prefix(self.recipe.name), self.layout.packages_all,
             plist_vars={**self.recipe.plist_vars, **kmod_vars},
             plist_options={"kmod": _has_kmod(self.recipe, self.ctx.options)},
             build_info=package_phase.default_build_info(self.recipe, self.ctx.options.kernel),
             pkgdeps=package_phase.pkgdeps(self.recipe, self.ctx.recipes))
+        self.ctx.summary.written.append(written)
 
 
 def run(ctx: Context, recipes: list[Recipe]) -> None:

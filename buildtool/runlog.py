@@ -7,9 +7,11 @@ import ctypes
 import os
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ class PhaseRecord:
     package: str
     phase: str
     seconds: float
-    outcome: str  # "done", "skipped", "failed", "dry-run"
+    outcome: str  # "done", "skipped", "failed", "dry-run", "checked" (timed, not counted as run)
     child_cpu: float = 0.0
 
 
@@ -35,6 +37,7 @@ class Summary:
 
     records: list[PhaseRecord] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    written: list[Path] = field(default_factory=list)  # packages this run wrote
 
     @contextlib.contextmanager
     def phase(self, package: str, phase: str, out=None) -> Iterator[PhaseRecord]:
@@ -64,8 +67,15 @@ class Summary:
         skipped = sum(1 for r in self.records if r.outcome == "skipped")
         failed = sum(1 for r in self.records if r.outcome == "failed")
         phases = ", ".join(f"{p} {s:.1f}s" for p, s in by_phase.items())
-        return (f"summary: {done} phases run, {skipped} up to date, {failed} failed in {wall:.1f}s"
+        text = (f"summary: {_count(done, 'phase')} run, {skipped} up to date, {failed} failed in {wall:.1f}s"
                 + (f" ({phases})" if phases else ""))
+        if self.written:
+            text += "\npackages written: " + ", ".join(str(p) for p in self.written)
+        return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _children_cpu() -> float:
@@ -81,6 +91,63 @@ def log_tail(log: Path, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+HEARTBEAT_SECONDS = 10.0  # plain output: one progress line this often while a long step runs
+BAR_SECONDS = 0.5  # terminal: the status line is redrawn this often
+
+
+@contextlib.contextmanager
+def heartbeat(what: str, measure=None, bar: bool | None = None, out=None) -> Iterator[None]:
+    """Progress while the block runs: on a terminal (or `bar`) a status line redrawn in place, otherwise
+    one line every HEARTBEAT_SECONDS. `measure()` adds what can be counted (bytes so far, the log's last
+    line). A step shorter than the first tick prints nothing."""
+    stream = out or sys.stderr
+    live = _isatty(stream) if bar is None else bar
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def status() -> str:
+        extra = ""
+        with contextlib.suppress(OSError, ValueError):
+            extra = measure() if measure else ""
+        return f"{what}: {time.monotonic() - t0:.0f}s" + (f", {extra}" if extra else "")
+
+    def loop() -> None:
+        while not stop.wait(BAR_SECONDS if live else HEARTBEAT_SECONDS):
+            if live:
+                stream.write("\r" + status()[:shutil.get_terminal_size().columns - 1] + "\x1b[K")
+                stream.flush()
+            else:
+                print(f"  ... {status()}", file=stream, flush=True)
+
+    thread = threading.Thread(target=loop, name=f"progress: {what}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        if live:
+            stream.write("\r\x1b[K")
+            stream.flush()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def log_progress(log: Path) -> str:
+    """The log's size and its last line (what a long build is doing now)."""
+    size = log.stat().st_size
+    with log.open("rb") as f:
+        f.seek(max(0, size - 4096))
+        lines = [line for line in f.read().decode(errors="replace").splitlines() if line.strip()]
+    last = lines[-1].strip()[:80] if lines else ""
+    return f"log {size / 1024:.0f} KiB" + (f": {last}" if last else "")
+
+
 # a build command may take long (openssl, kbuild on 2 cores take minutes), never forever
 DEFAULT_TIMEOUT = 3 * 3600.0
 GROUP_SUFFIX = ".pgid"  # beside a log: the process group of the command writing it, while it runs
@@ -89,7 +156,7 @@ STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a group being stoppe
 
 def run(cmd: list[str], *, log: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None,
         what: str = "command", verbose: bool = False, check: bool = True,
-        timeout: float = DEFAULT_TIMEOUT) -> int:
+        timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None) -> int:
     """Run `cmd` with stdout and stderr appended to `log`; on failure raise PhaseError with the tail.
 
     `env` entries are added to the current environment (the build never inherits a stale DESTDIR etc.:
@@ -122,7 +189,10 @@ def run(cmd: list[str], *, log: Path, cwd: Path | None = None, env: Mapping[str,
                 for chunk in proc.stdout:
                     f.write(chunk)
                     sys.stderr.buffer.write(chunk)
-            rc = proc.wait(timeout=timeout)
+                rc = proc.wait(timeout=timeout)
+            else:
+                with heartbeat(what, measure=lambda: log_progress(log), bar=progress):
+                    rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             stop_group(proc)
             raise PhaseError(f"{what} did not finish within {timeout:.0f}s and was stopped", command=cmd,

@@ -594,3 +594,49 @@ def test_outside_a_checkout_the_tree_used_is_named_and_clean_refuses(tmp_path):
     clean = subprocess.run([sys.executable, "-m", "buildtool", "clean"], cwd=elsewhere, env=env,
                            capture_output=True, text=True, timeout=120)
     assert clean.returncode == 2 and "buildtool clean --work DIR" in clean.stderr
+
+
+# --- item 11: progress on long steps, an honest summary, the kernels' real cost -----------------------------
+
+def test_long_step_prints_a_progress_line_every_tick_with_the_logs_last_line(tmp_path, monkeypatch, capsys):
+    from buildtool import runlog
+
+    monkeypatch.setattr(runlog, "HEARTBEAT_SECONDS", 0.5)
+    runlog.run(["sh", "-c", "echo compiling crypto/aes.c; sleep 1.8"], log=tmp_path / "b.log",
+               what="openssl build", progress=False)
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("  ... openssl build: ")]
+    assert len(lines) >= 2 and lines[-1].endswith("compiling crypto/aes.c")
+
+
+def test_long_step_on_a_terminal_redraws_one_status_line(tmp_path, monkeypatch, capsys):
+    from buildtool import runlog
+
+    monkeypatch.setattr(runlog, "BAR_SECONDS", 0.2)
+    runlog.run(["sh", "-c", "echo linking; sleep 1"], log=tmp_path / "b.log", what="openssl build",
+               progress=True)
+    err = capsys.readouterr().err
+    assert "\ropenssl build: " in err and "\x1b[K" in err and "\n" not in err
+
+
+def test_summary_counts_phases_properly_and_names_the_packages_written(repo, capsys):
+    assert bt("fetch", "hello") == 0
+    assert "summary: 1 phase run, 0 up to date" in capsys.readouterr().err
+    assert bt("package") == 0
+    err = capsys.readouterr().err
+    assert f"packages written: {repo}/packages/All/greet-1.0.tgz, {repo}/packages/All/hello-1.0.tgz" in err \
+        or f"packages written: {repo}/packages/All/hello-1.0.tgz, {repo}/packages/All/greet-1.0.tgz" in err
+    assert bt("package") == 0
+    assert "packages written" not in capsys.readouterr().err
+
+
+def test_a_failed_kernel_resolution_counts_as_a_failure(repo, capsys):
+    _with_kernel_patches(repo)
+    assert main(["build", "hello", "--kernel", "linux-6.1", "--offline", "--no-progress"]) == 9
+    err = capsys.readouterr().err
+    assert "==> kernel: resolve failed" in err and "1 failed" in err.split("summary:")[1]
+
+
+def test_kernels_states_the_download_and_disk_cost(capsys):
+    assert main(["kernels"]) == 0
+    out = capsys.readouterr().out
+    assert "214 MB of .debs" in out and "697 MB on disk" in out

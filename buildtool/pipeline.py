@@ -24,6 +24,7 @@ from . import package as package_phase
 from . import patch as patch_phase
 from .distinfo import Distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
+from .fsutil import atomic_path, file_digest
 from .layout import Layout
 from .recipe import Recipe
 from .runlog import Summary, kill_leftover_groups
@@ -101,13 +102,20 @@ class PackageRun:
     def source_patches(self) -> list[Path]:
         return patch_phase.series(self.recipe.patch_dir(self.layout.root), exclude=self.recipe.kernel_patches)
 
-    def _step(self, phase: str, key: str, action, outputs: tuple[Path, ...] = (), still_good=None) -> bool:
+    def _step(self, phase: str, key: str, action, outputs: tuple[Path, ...] = (), still_good=None,
+              stamp: str | None = None) -> bool:
         """Run `action` unless the stamp for `phase` matches `key`, all its outputs exist and, if given,
-        `still_good()` says they still verify (a stamp cannot vouch for a file changed since)."""
+        `still_good()` says they still verify (a stamp cannot vouch for a file changed since).
+
+        `stamp` names the stamp file when it is not the phase's name (phases whose result depends on the
+        kernel profile keep one stamp per profile, so switching --kernel back finds its work done). The
+        action may return "restored" when it put a kept result back instead of making it again.
+        """
         name = self.recipe.name
+        stamp = stamp or phase
         self.ctx.keys[(name, phase)] = key
         with self.ctx.summary.phase(name, phase, out=self.ctx.out) as rec:
-            current = (self.stamps.is_current(phase, key) and all(p.exists() for p in outputs)
+            current = (self.stamps.is_current(stamp, key) and all(p.exists() for p in outputs)
                        and (still_good is None or still_good()))
             if current:
                 rec.outcome = "skipped"
@@ -116,10 +124,11 @@ class PackageRun:
                 rec.outcome = "dry-run"
                 print(f"would run: {name} {phase}", file=self.ctx.out or sys.stderr)
                 return True
-            self.stamps.clear(phase)
+            self.stamps.clear(stamp)
             print(f"==> {name}: {phase} ...", file=self.ctx.out or sys.stderr, flush=True)
-            action()
-            self.stamps.mark_done(phase, key)
+            if action() == "restored":
+                rec.outcome = "restored"
+            self.stamps.mark_done(stamp, key)
             return True
 
     def run(self) -> None:
@@ -158,9 +167,7 @@ class PackageRun:
         dep_keys = {d: self.ctx.keys.get((d, "build"), "") for d in self.recipe.depends}
         k_build = phase_key(k_patch, build=[self.recipe.env, self.recipe.configure, self.recipe.build,
                                             self.recipe.install, self.recipe.smoke],
-                            deps=dep_keys, toolchain=toolchain_id(),
-                            # the kmod phase adds to this package's stage: another kernel choice starts clean
-                            kernel=opts.kernel if self.recipe.kernel_patches else None)
+                            deps=dep_keys, toolchain=toolchain_id())
         if not self.stamps.is_current("build", k_build) and not opts.dry_run:
             # make compares only mtimes: objects of a build with other inputs must not be reused, while a
             # killed build of the same inputs resumes in its tree
@@ -172,24 +179,28 @@ class PackageRun:
         last = k_build
         if _has_kmod(self.recipe, opts) and _wanted("kmod", opts):
             last = self.run_kmod(k_build)
+        if self.recipe.kernel_patches and _wanted("kmod", opts) and not opts.dry_run:
+            self.sync_stage_modules()
         if not _wanted("package", opts) or not self.recipe.packaged:
             return
         plist_text = "".join(p.read_text() for p in sorted(self.recipe.dir.glob("PLIST*")))
         k_package = phase_key(last, plist=plist_text, meta=[self.recipe.comment, self.recipe.description,
                                                            self.recipe.plist_modes, self.recipe.message],
-                              kmod=_has_kmod(self.recipe, opts),
+                              kmod=_has_kmod(self.recipe, opts), kernel=opts.kernel,
                               deps=package_phase.pkgdeps(self.recipe, self.ctx.recipes),
                               epoch=package_phase.source_date_epoch(os.environ))
         output = self.layout.packages_all / f"{self.recipe.pkgname}.tgz"
-        self._step("package", k_package, self.package, outputs=(output,),
-                   still_good=lambda: self._package_verifies(output))
+        kept = self.layout.pkg_work(self.recipe.name) / "packages" / f"{k_package[:24]}.tgz"
+        self._step("package", k_package, lambda: self.package(output, kept), outputs=(output,),
+                   still_good=lambda: self._package_verifies(output) and _same_file(output, kept),
+                   stamp=f"package@{opts.kernel}")
 
     def _package_verifies(self, output: Path) -> bool:
         """A package counts as made only while it verifies against its own +CONTENTS (a truncated or
         edited file is rebuilt, not reported up to date)."""
         problems = package_phase.verify_package(output)
         if problems:
-            print(f"{output} does not verify, making it again:\n  " + "\n  ".join(problems[:5]),
+            print(f"{output} does not verify, replacing it:\n  " + "\n  ".join(problems[:5]),
                   file=self.ctx.out or sys.stderr, flush=True)
         return not problems
 
@@ -247,12 +258,54 @@ class PackageRun:
                                       include=self.recipe.kernel_patches)
         k_kmod = phase_key(k_build, target=target.manifest(),
                            patches={p.name: patch_sha1(p) for p in kpatches})
-        self._step("kmod", k_kmod, lambda: kmod.build_modules(
-            target, self.recipe, kpatches, self.distinfo, self.layout, jobs=self.ctx.options.jobs,
-            log_dir=self.logs))
+        out = self.kmod_out(self.ctx.options.kernel)
+        release_dir = out / "lib" / "modules" / target.release
+
+        def build_modules() -> None:
+            if out.exists():
+                shutil.rmtree(out)
+            kmod.build_modules(target, self.recipe, kpatches, self.distinfo, self.layout,
+                               jobs=self.ctx.options.jobs, log_dir=self.logs, dest=release_dir / "extra")
+
+        self._step("kmod", k_kmod, build_modules, outputs=(release_dir,),
+                   stamp=f"kmod@{self.ctx.options.kernel}")
         return k_kmod
 
-    def package(self) -> None:
+    def kmod_out(self, profile: str) -> Path:
+        """Where the kmod phase of `profile` keeps its modules (lib/modules/<release>/extra/), one tree
+        per profile, so switching --kernel back finds them built."""
+        return self.layout.pkg_work(self.recipe.name) / "kmod-out" / profile
+
+    def sync_stage_modules(self) -> None:
+        """Make the stage's lib/modules/ exactly this profile's modules (none for --kernel none): the
+        userland build is shared by every profile, the modules are not."""
+        staged = self.layout.stage_prefix(self.recipe.name) / "lib" / "modules"
+        if staged.exists():
+            shutil.rmtree(staged)
+        built = self.kmod_out(self.ctx.options.kernel) / "lib" / "modules"
+        if _has_kmod(self.recipe, self.ctx.options) and built.is_dir():
+            shutil.copytree(built, staged, symlinks=True)
+
+    def package(self, output: Path, kept: Path) -> str | None:
+        """Write the package; a copy is kept under the key, and a kept one is put back instead of being
+        made again (switching --kernel back and forth rewrites packages/All from these)."""
+        if kept.exists() and not package_phase.verify_package(kept):
+            with atomic_path(output) as tmp:
+                shutil.copyfile(kept, tmp)
+                tmp.chmod(0o644)
+            return "restored"
+        self.make_package()
+        with atomic_path(kept) as tmp:
+            shutil.copyfile(output, tmp)
+        # keep only what a profile's stamp still names (the package stamp is written after this)
+        wanted = {kept.name} | {f"{stamp.read_text().strip()[:24]}.tgz"
+                                for stamp in self.stamps.directory.glob("package@*")}
+        for old in kept.parent.glob("*.tgz"):
+            if old.name not in wanted:
+                old.unlink()
+        return None
+
+    def make_package(self) -> None:
         kmod_vars = {}
         if _has_kmod(self.recipe, self.ctx.options) and self.ctx.kernel_target is not None:
             kmod_vars = self.ctx.kernel_target.plist_vars()
@@ -263,6 +316,12 @@ class PackageRun:
             build_info=package_phase.default_build_info(self.recipe, self.ctx.options.kernel),
             pkgdeps=package_phase.pkgdeps(self.recipe, self.ctx.recipes))
         self.ctx.summary.written.append(written)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether `b` exists with exactly the bytes of `a` (packages/All holds the package of this key)."""
+    return b.exists() and a.stat().st_size == b.stat().st_size and file_digest(a, "sha256") == file_digest(
+        b, "sha256")
 
 
 def run(ctx: Context, recipes: list[Recipe]) -> None:

@@ -27,7 +27,7 @@ class PhaseRecord:
     package: str
     phase: str
     seconds: float
-    outcome: str  # "done", "skipped", "failed", "dry-run", "checked" (timed, not counted as run)
+    outcome: str  # "done", "skipped", "failed", "dry-run", "checked" (timed, not counted as run), "restored"
     child_cpu: float = 0.0
 
 
@@ -64,10 +64,13 @@ class Summary:
         for r in self.records:
             by_phase[r.phase] = by_phase.get(r.phase, 0.0) + r.seconds
         done = sum(1 for r in self.records if r.outcome == "done")
-        skipped = sum(1 for r in self.records if r.outcome == "skipped")
+        skipped = sum(1 for r in self.records if r.outcome in ("skipped", "restored"))
+        restored = sum(1 for r in self.records if r.outcome == "restored")
         failed = sum(1 for r in self.records if r.outcome == "failed")
         phases = ", ".join(f"{p} {s:.1f}s" for p, s in by_phase.items())
-        text = (f"summary: {_count(done, 'phase')} run, {skipped} up to date, {failed} failed in {wall:.1f}s"
+        text = (f"summary: {_count(done, 'phase')} run, {skipped} up to date"
+                + (f" ({restored} put back from the work tree)" if restored else "")
+                + f", {failed} failed in {wall:.1f}s"
                 + (f" ({phases})" if phases else ""))
         if self.written:
             text += "\npackages written: " + ", ".join(str(p) for p in self.written)

@@ -341,8 +341,15 @@ def test_truncated_package_is_rebuilt(repo, capsys):
     capsys.readouterr()
     assert bt("package", "hello") == 0
     err = capsys.readouterr().err
-    assert f"{pkg} does not verify, making it again" in err and "hello: package done" in err
+    assert f"{pkg} does not verify, replacing it" in err and "hello: package restored" in err
     assert pkg.read_bytes() == good
+    # without the copy kept in the work tree it is made again from the stage
+    for kept in (repo / "work/hello/packages").glob("*.tgz"):
+        kept.unlink()
+    pkg.write_bytes(good[:100])
+    capsys.readouterr()
+    assert bt("package", "hello") == 0
+    assert "hello: package done" in capsys.readouterr().err and pkg.read_bytes() == good
 
 
 def test_test_reports_a_broken_input_package_as_an_input_error(repo, tmp_path, capsys):
@@ -640,3 +647,32 @@ def test_kernels_states_the_download_and_disk_cost(capsys):
     assert main(["kernels"]) == 0
     out = capsys.readouterr().out
     assert "214 MB of .debs" in out and "697 MB on disk" in out
+
+
+# --- item 10: switching --kernel keeps the other profile's work -----------------------------------------
+
+def test_switching_kernel_back_is_a_no_op_build(repo, tmp_path, capsys):
+    """none -> another profile -> none: the third run builds nothing (the package is put back)."""
+    from buildtool.kmod import KernelTarget
+
+    _with_kernel_patches(repo)
+    assert main(["package", "hello", "--kernel", "none", "--no-progress"]) == 0
+    pkg = repo / "packages/All/hello-1.0.tgz"
+    none_pkg = pkg.read_bytes()
+    stamps_before = stamp_mtimes(repo)
+    capsys.readouterr()
+    # the kmod phase of linux-6.1 needs Debian's kernel; its failure must not cost the userland build
+    assert main(["package", "hello", "--kernel", "linux-6.1", "--offline", "--no-progress"]) == 9
+    err = capsys.readouterr().err
+    assert "hello: build" not in err and "hello: extract" not in err
+    assert main(["package", "hello", "--kernel", "none", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "summary: 0 phases run" in err, err
+    assert pkg.read_bytes() == none_pkg
+    assert {k: v for k, v in stamp_mtimes(repo).items() if "@" not in k} == \
+        {k: v for k, v in stamps_before.items() if "@" not in k}
+    assert KernelTarget  # the profile class exists; its real build is covered by tests/test_kmod.py
+
+
+def stamp_mtimes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.glob("work/*/.stamps/*")}

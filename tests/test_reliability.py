@@ -291,6 +291,10 @@ def _build_group(repo: Path) -> int:
 def test_kill_9_leftovers_are_killed_by_the_next_run(repo, tmp_path, capsys):
     proc = _start_slow_build(repo, tmp_path)
     pgid = _build_group(repo)
+    deadline = time.monotonic() + 30
+    while len(_live_members(pgid)) < 2:  # sh and the sleep it started
+        assert time.monotonic() < deadline, "the build step never started its sleep"
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(0.2)

@@ -680,3 +680,22 @@ def test_switching_kernel_back_is_a_no_op_build(repo, tmp_path, capsys):
 
 def stamp_mtimes(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.glob("work/*/.stamps/*")}
+
+
+@pytest.mark.integration
+def test_switching_kernel_on_the_real_packages_rebuilds_nothing_the_third_time(built_layout, capsys):
+    """The session's real build (linux-6.1): none, then linux-6.1, then none again. The first switch only
+    packages; each later one builds nothing (the packages are put back from the work tree)."""
+    args = ["--work", str(built_layout.work), "--packages", str(built_layout.packages), "--no-progress"]
+    try:
+        assert main(["package", "--kernel", "none", *args]) == 0
+        first = capsys.readouterr().err
+        assert "build done" not in first and "kmod done" not in first
+        none_pkgs = {p.name: p.read_bytes() for p in built_layout.packages_all.glob("*.tgz")}
+        assert main(["package", "--kernel", "linux-6.1", *args]) == 0
+        assert "summary: 0 phases run" in capsys.readouterr().err
+        assert main(["package", "--kernel", "none", *args]) == 0
+        assert "summary: 0 phases run" in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in built_layout.packages_all.glob("*.tgz")} == none_pkgs
+    finally:  # the VM suite tests the default profile's packages
+        assert main(["package", "--kernel", "linux-6.1", *args]) == 0

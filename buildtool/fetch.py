@@ -21,7 +21,7 @@ import requests
 
 from .debian import AptArchive
 from .distinfo import DistfileSum, Distinfo, read_distinfo, verify_distfile
-from .errors import ChecksumError, FetchError
+from .errors import DISK_ERRNOS, ChecksumError, FetchError, disk_error
 from .fsutil import atomic_path, file_digest
 from .recipe import Distfile, Recipe
 
@@ -259,6 +259,11 @@ def _receive(resp: requests.Response, part: Path, mode: str, done: int, total: i
                     part.unlink()
                     raise MirrorFailed(f"wrong file: more than the expected {expected.size} bytes")
                 progress.update(done)
+    except OSError as e:
+        progress.finish(failed=True)
+        if e.errno in DISK_ERRNOS:
+            raise disk_error(e, f"downloading {part.name}", where=part) from None
+        raise
     except BaseException:
         progress.finish(failed=True)
         raise

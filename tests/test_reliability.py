@@ -306,14 +306,16 @@ def test_kill_9_leftovers_are_killed_by_the_next_run(repo, tmp_path, capsys):
     assert _live_members(pgid) == []
 
 
-def test_sigterm_stops_the_build_group_and_says_what_was_interrupted(repo, tmp_path):
+@pytest.mark.parametrize(("sig", "rc", "said"), [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                  (signal.SIGINT, 130, "interrupted")])
+def test_sigterm_or_sigint_stops_the_build_group_and_says_what_was_interrupted(repo, tmp_path, sig, rc, said):
     proc = _start_slow_build(repo, tmp_path)
     pgid = _build_group(repo)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 143
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == rc
     err = (tmp_path / "build.err").read_text()
     assert f"interrupted: stopped hello build (process group {pgid}): sh -c" in err
-    assert "terminated (SIGTERM); the next run resumes" in err
+    assert f"buildtool: {said}; the next run resumes" in err
     assert _live_members(pgid) == []
     assert not (repo / "work/hello/logs/build.log.pgid").exists()
 
@@ -486,6 +488,31 @@ def test_read_only_cache_with_a_bad_distfile_is_a_disk_error(repo, tmp_path):
                                    "fetch", "hello")
     assert done.returncode == 13, done.stderr
     assert "Read-only file system" in done.stderr and str(cache / "distfiles") in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@needs_mounts
+def test_full_cache_while_downloading_is_a_disk_error(repo, tmp_path):
+    import functools
+    import threading
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    cache = tmp_path / "cache"
+    site = tmp_path / "site"
+    site.mkdir()
+    _big_hello(repo, tmp_path)  # 2 MB: more than the cache file system holds
+    os.replace(cache / "distfiles/hello-1.0.tar.gz", site / "hello-1.0.tar.gz")
+    server = HTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    setup = (f"export BUILDTOOL_MASTER_SITE_OVERRIDE=http://127.0.0.1:{server.server_port}/; "
+             f"mount -t tmpfs -o size=256k tmpfs {cache}; mkdir {cache}/distfiles")
+    try:
+        done = _buildtool_in_namespace(repo, setup, "fetch", "hello")
+    finally:
+        server.shutdown()
+    assert done.returncode == 13, done.stderr
+    assert "No space left on device" in done.stderr
+    assert f"{cache}/distfiles/hello-1.0.tar.gz.part" in done.stderr
     assert "Traceback" not in done.stderr
 
 

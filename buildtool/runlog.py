@@ -147,7 +147,8 @@ def log_progress(log: Path) -> str:
     with log.open("rb") as f:
         f.seek(max(0, size - 4096))
         lines = [line for line in f.read().decode(errors="replace").splitlines() if line.strip()]
-    last = lines[-1].strip()[:80] if lines else ""
+    last = lines[-1].strip() if lines else ""
+    last = last if len(last) <= 80 else "..." + last[-77:]  # a compiler line ends with the file it builds
     return f"log {size / 1024:.0f} KiB" + (f": {last}" if last else "")
 
 

@@ -222,8 +222,7 @@ def capture(cmd: list[str], *, timeout: float, cwd: Path | None = None, env: Map
     """
     proc = subprocess.Popen(cmd, cwd=cwd, env=None if env is None else dict(env), text=True,
                             stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            preexec_fn=_die_with_parent)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -298,12 +297,13 @@ def _start_time(pid: int) -> str:
 
 
 _PR_SET_PDEATHSIG = 1
+try:  # loaded here, in the parent: the child between fork and exec only calls it
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _PRCTL = None
 
 
 def _die_with_parent() -> None:
     """In the child, before exec: SIGKILL us when the parent dies (Linux prctl; nothing elsewhere)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

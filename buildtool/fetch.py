@@ -79,8 +79,12 @@ def fetch_distfile(distfile: Distfile, expected: DistfileSum, distdir: Path, opt
         except ChecksumError as e:
             bad = dest.with_name(dest.name + ".bad")
             os.replace(dest, bad)
-            _note(f"cached {dest} is corrupt, moved aside to {bad.name} and fetched again:\n{e}")
             _log(log, f"cached distfile failed verification, moved to {bad}:\n{e}")
+            if options.offline:
+                raise ChecksumError(f"refusing the cached {e}\nIt was moved aside to {bad}; --offline "
+                                    f"forbids fetching a good copy: run without --offline, or place one at "
+                                    f"{dest} by hand.") from None
+            _note(f"cached {dest} is corrupt, moved aside to {bad.name} and fetched again:\n{e}")
     if options.offline:
         raise FetchError(f"{distfile.name} is not in the distfile cache and --offline forbids downloading.\n"
                          f"Place the file at {dest} by hand, or run without --offline.")

@@ -151,7 +151,7 @@ def test_tampered_distfile_is_refused_by_fetch_offline_and_by_extract(repo, tmp_
     patch.write_text(patch.read_text().replace('"hello, patched"', '"hello, patched again"'))
     assert main(["makepatchsum", "hello"]) == 0
     capsys.readouterr()
-    assert bt("package", "hello", "--offline") in (4, 5)
+    assert bt("package", "hello", "--offline") == 4
     err = capsys.readouterr().err
     assert "hello-1.0.tar.gz" in err and "expected" in err
     assert pkg.read_bytes() == before

@@ -293,6 +293,7 @@ class PackageRun:
             with atomic_path(output) as tmp:
                 shutil.copyfile(kept, tmp)
                 tmp.chmod(0o644)
+            self.ctx.summary.written.append(output)
             return "restored"
         self.make_package()
         with atomic_path(kept) as tmp:

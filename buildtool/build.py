@@ -36,16 +36,18 @@ class BuildContext:
     log_dir: Path
     jobs: int = 2
     verbose: bool = False
+    progress: bool | None = None  # None: a status line on a terminal, a line every ~10 s otherwise
     prefix: str = PREFIX
     deps: dict[str, DepInfo] = field(default_factory=dict)
     prefix_map: str = ""  # -ffile-prefix-map flags (Layout.prefix_map_flags) for reproducible objects
     source_date_epoch: str = ""  # for tools that stamp dates into what they build (openssl's "built on")
 
     @classmethod
-    def for_recipe(cls, recipe: Recipe, layout: Layout, jobs: int = 2, verbose: bool = False) -> BuildContext:
+    def for_recipe(cls, recipe: Recipe, layout: Layout, jobs: int = 2, verbose: bool = False,
+                   progress: bool | None = None) -> BuildContext:
         deps = {d: DepInfo(d, str(layout.stage(d)), str(layout.stage_prefix(d))) for d in recipe.depends}
         return cls(wrksrc=layout.srcdir(recipe.name) / recipe.wrksrc, destdir=layout.stage(recipe.name),
-                   log_dir=layout.logs(recipe.name), jobs=jobs, verbose=verbose, deps=deps,
+                   log_dir=layout.logs(recipe.name), jobs=jobs, verbose=verbose, progress=progress, deps=deps,
                    prefix_map=layout.prefix_map_flags(), source_date_epoch=_source_date_epoch(layout, recipe))
 
     def variables(self) -> dict[str, object]:
@@ -90,7 +92,7 @@ def build(recipe: Recipe, ctx: BuildContext) -> None:
     for step in ("configure", "build", "install", "smoke"):
         for argv in getattr(recipe, step):
             run(render_argv(recipe, argv, variables), log=ctx.log_dir / f"{step}.log", cwd=ctx.wrksrc,
-                env=env, what=f"{recipe.name} {step}", verbose=ctx.verbose)
+                env=env, what=f"{recipe.name} {step}", verbose=ctx.verbose, progress=ctx.progress)
     _check_stage_contained(recipe, ctx)
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shlex
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 from . import pipeline
-from .errors import EXIT_CODES, BuildError, UsageError
+from .errors import DISK_ERRNOS, EXIT_CODES, BuildError, PhaseError, UsageError, disk_error
 from .layout import Layout
 from .recipe import load_all, select
 
@@ -19,9 +23,6 @@ PHASE_COMMANDS = {
     "build": "kmod",  # build includes the kernel modules of the chosen --kernel profile
     "package": "package",
 }
-
-
-KERNEL_OPTIONS = ("sysdir", "common", "kernel_dir", "kernel_source", "host", "ssh_identity")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                        ("makepatchsum", "regenerate patch checksums in distinfo")):
         p = sub.add_parser(name, help=what)
         p.add_argument("packages", nargs="+", metavar="PKG")
+        if name == "makesum":
+            p.add_argument("--force", action="store_true",
+                           help="record a distfile even if it fails the sums distinfo has (prints both)")
         _common(p)
     p = sub.add_parser("kernels", help="list the kernel profiles and what each needs")
     p = sub.add_parser("clean", help="remove the work tree (keeps the download cache and packages)")
@@ -81,7 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _layout(args: argparse.Namespace) -> Layout:
-    return Layout.default(work=getattr(args, "work", None), packages=getattr(args, "packages_dir", None))
+    """The trees this run uses. Outside a checkout the one buildtool was installed from is used, and the
+    run says so (its work tree and packages are that checkout's)."""
+    from .layout import find_checkout, installed_checkout
+
+    root = find_checkout()
+    if root is None:
+        root = installed_checkout()
+        if not getattr(args, "_told_root", False):
+            args._told_root = True
+            print(f"buildtool: {Path.cwd()} is not inside a buildtool checkout; using the checkout buildtool "
+                  f"was installed from: {root} (work tree {getattr(args, 'work', None) or root / 'work'})",
+                  file=sys.stderr, flush=True)
+    return Layout.default(root=root, work=getattr(args, "work", None),
+                          packages=getattr(args, "packages_dir", None))
 
 
 def _options(args: argparse.Namespace, through: str) -> pipeline.Options:
@@ -90,22 +107,33 @@ def _options(args: argparse.Namespace, through: str) -> pipeline.Options:
     return pipeline.Options(
         jobs=args.jobs, dry_run=args.dry_run, verbose=args.verbose, offline=args.offline,
         progress=args.progress, kernel=args.kernel, through=through,
-        kernel_options={k: getattr(args, k) for k in KERNEL_OPTIONS})
+        kernel_options=_kernel_options(args))
 
 
-def _check_kernel(args: argparse.Namespace) -> None:
-    if args.kernel == "none":
-        return
-    from .kernels import get_profile_class
+def _check_kernel(args: argparse.Namespace, layout: Layout, building: bool) -> None:
+    """--kernel and its options, all checked before any work starts (`building`: modules will be built)."""
+    from .kernels import check_options
 
-    get_profile_class(args.kernel)  # raises UsageError listing the known profiles
+    check_options(args.kernel, _kernel_options(args), layout, building)
+
+
+def _kernel_options(args: argparse.Namespace) -> dict:
+    from .kernels import KERNEL_OPTIONS
+
+    return {k: getattr(args, k) for k in KERNEL_OPTIONS}
 
 
 def cmd_phases(args: argparse.Namespace) -> int:
     layout = _layout(args)
-    _check_kernel(args)
     recipes = select(load_all(layout.root), args.packages)
+    builds_modules = (PHASE_COMMANDS[args.command] in ("kmod", "package")
+                      and any(r.kernel_patches for r in recipes))
+    _check_kernel(args, layout, building=builds_modules)
     ctx = pipeline.Context(layout=layout, options=_options(args, PHASE_COMMANDS[args.command]))
+    if args.command == "fetch" and args.offline:
+        from .fetch import check_cache_offline
+
+        check_cache_offline(recipes, layout.distdir)
     if args.dry_run:
         print("plan: " + " -> ".join(r.name for r in recipes) + f" (through {ctx.options.through}, "
               f"kernel {args.kernel})", file=sys.stderr)
@@ -121,17 +149,62 @@ def cmd_makesum(args: argparse.Namespace, patches_only: bool) -> int:
 
     layout = _layout(args)
     recipes = load_all(layout.root)
-    for r in select(recipes, args.packages)[-len(args.packages):] if args.packages else []:
-        if r.name not in args.packages:
-            continue
+    # every package named, and only those (select() adds their dependencies, in build order)
+    for r in (r for r in select(recipes, args.packages) if r.name in args.packages):
         changed = (makesum.makepatchsum(r, layout) if patches_only
-                   else makesum.makesum(r, layout, _options(args, "fetch")))
+                   else makesum.makesum(r, layout, _options(args, "fetch"), force=args.force))
         print(f"{r.distinfo_path}: {'updated' if changed else 'unchanged'}")
     return 0
 
 
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove the work tree, holding its lock: never under a running build."""
+    import shutil
+
+    from .layout import find_checkout
+
+    if args.work is None and find_checkout() is None:
+        raise UsageError(f"{Path.cwd()} is not inside a buildtool checkout, so `clean` would remove the "
+                         f"work tree of the checkout buildtool was installed from. Run it in the checkout "
+                         f"you mean to clean, or name the tree: buildtool clean --work DIR")
+    work = _layout(args).work
+    if not work.exists():
+        print(f"{work}: nothing to remove")
+        return 0
+    with pipeline.work_tree_lock(work):
+        # the lock file stays: a run waiting for it must lock the same file we held
+        for entry in work.iterdir():
+            if entry.name == ".lock":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    print(f"removed {work} (all but its lock file)")
+    return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that running commands are stopped and the run says so."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (an embedding program): its own signal handling stands
+        return _dispatch(args)
+    try:
+        return _dispatch(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command in PHASE_COMMANDS:
             return cmd_phases(args)
@@ -143,18 +216,13 @@ def main(argv: list[str] | None = None) -> int:
             print(describe_profiles())
             return 0
         if args.command == "clean":
-            import shutil
-
-            work = _layout(args).work
-            if work.exists():
-                shutil.rmtree(work)
-            print(f"removed {work}")
-            return 0
+            return cmd_clean(args)
         if args.command == "test":
             from .vm.suite import run_suite
 
-            _check_kernel(args)
-            return run_suite(args, _layout(args))
+            layout = _layout(args)
+            _check_kernel(args, layout, building=args.packages_dir is None)
+            return run_suite(args, layout)
         if args.command == "pkgsrc":
             from .pkgsrc_export import export
 
@@ -166,9 +234,30 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as e:
         print(f"buildtool: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("buildtool: interrupted; the next run resumes from the last finished phase", file=sys.stderr)
-        return 130
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            raise
+        layout = _layout(args)
+        err = disk_error(e, f"buildtool {args.command}",
+                         where=f"one of {layout.work}, {layout.packages}, {layout.cache}")
+        print(f"buildtool: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except subprocess.TimeoutExpired as e:
+        printed = e.stderr or e.output or ""
+        if isinstance(printed, bytes):
+            printed = printed.decode(errors="replace")
+        tail = "\n".join(printed.strip().splitlines()[-10:]) or "(no output)"
+        print(f"buildtool: error: `{shlex.join(map(str, e.cmd))}` did not finish within {e.timeout:.0f}s and "
+              f"was stopped; its last output:\n{tail}", file=sys.stderr)
+        return PhaseError.exit_code
+    except BrokenPipeError:  # `buildtool kernels | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"buildtool: {what}; the next run resumes from the last finished phase", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     return 2
 
 

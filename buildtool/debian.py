@@ -20,6 +20,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,9 +29,12 @@ from pathlib import Path
 
 from .errors import FetchError, HostToolError
 from .fsutil import atomic_path, file_digest, write_if_changed
+from .runlog import capture, heartbeat
 from .templating import template_env
 
 APT_HELPER = "/usr/lib/apt/apt-helper"
+APT_TIMEOUT = 300.0  # seconds for one apt command; downloads of big files get DOWNLOAD_TIMEOUT
+DOWNLOAD_TIMEOUT = 3600.0
 
 _TEMPLATES = template_env("apt")
 
@@ -93,7 +97,7 @@ class HostApt:
         out = subprocess.run(
             ["apt-config", "shell", "SL", "Dir::Etc::sourcelist/f", "SP", "Dir::Etc::sourceparts/d",
              "TG", "Dir::Etc::trusted/f", "TP", "Dir::Etc::trustedparts/d", "ST", "Dir::State::status/f"],
-            capture_output=True, text=True, env=env).stdout
+            capture_output=True, text=True, env=env, timeout=60).stdout
         values = {}
         for line in out.splitlines():
             name, _, value = line.partition("=")
@@ -104,7 +108,7 @@ class HostApt:
             if values.get(name):
                 setattr(host, attr, Path(values[name]))
         dump = subprocess.run(["apt-config", "dump", "--format", "%f=%v%n", "Acquire"],
-                              capture_output=True, text=True, env=env).stdout
+                              capture_output=True, text=True, env=env, timeout=60).stdout
         host.carried = carried_settings(dump)
         return host
 
@@ -267,8 +271,29 @@ class AptArchive:
             fresh = stamp.exists() and time.time() - stamp.stat().st_mtime < max_age_hours * 3600
             if fresh and not changed:
                 return
-            self._apt(["apt-get", "update", "-q"], what="updating the private apt lists")
-            stamp.touch()
+            proc = self._apt(["apt-get", "update", "-q"], what="updating the private apt lists", check=False)
+            failed = [line for line in (proc.stdout + proc.stderr).splitlines()
+                      if line.startswith(("Err:", "E:", "W: Failed to fetch", "W: Some index files failed"))]
+            if proc.returncode == 0 and not failed:
+                stamp.touch()  # only a complete update counts as fresh
+                return
+            # not marked fresh: the next run tries again, whatever the lists hold now
+            stamp.unlink(missing_ok=True)
+            detail = "\n".join(failed[-6:]) or _apt_errors(proc)
+            if not self.has_lists():
+                raise FetchError(
+                    f"Debian's archive could not be reached: `apt-get update` failed (exit status "
+                    f"{proc.returncode}) and there are no package lists to fall back on:\n{detail}\n"
+                    f"Check the network (or the proxy in the host's apt configuration) and run again; "
+                    f"nothing was marked up to date. Or place the file by hand. Full log: {self.log}")
+            print(f"warning: `apt-get update` could not reach every source; using the package lists of an "
+                  f"earlier update (tried again next run):\n{detail}", file=sys.stderr, flush=True)
+
+    def has_lists(self) -> bool:
+        """Whether an earlier update left any package or source lists to answer from."""
+        lists = self.root / "state" / "lists"
+        return any(p.stat().st_size > 0 for p in lists.glob("*_Sources*")) or any(
+            p.stat().st_size > 0 for p in lists.glob("*_Packages*"))
 
     # source packages --------------------------------------------------------------------------
     def source_versions(self, source: str) -> list[str]:
@@ -293,6 +318,12 @@ class AptArchive:
         files = [f for f in (_parse_print_uri(line) for line in proc.stdout.splitlines()) if f]
         if proc.returncode != 0 or not files:
             available = self.source_versions(source)
+            if not available:
+                raise FetchError(
+                    f"Debian's package lists know no source package {source} at all: the archive could "
+                    f"not be reached when the lists were updated, or the host's sources carry no Debian "
+                    f"release with it.\n{_apt_errors(proc)}\nCheck the network and run again, or place the "
+                    f"file by hand. Full log: {self.log}")
             if version not in available:
                 raise FetchError(
                     f"Debian source package {source} version {version} is not in the archive "
@@ -311,7 +342,9 @@ class AptArchive:
         wanted = files[filename]
         with atomic_path(dest) as tmp:  # renamed to dest only if the block succeeds
             self._apt([APT_HELPER, "download-file", wanted.url, str(tmp), f"SHA256:{wanted.sha256}"],
-                      what=f"downloading {filename} from Debian's archive")
+                      what=f"downloading {filename} from Debian's archive", timeout=DOWNLOAD_TIMEOUT,
+                      progress=lambda: f"{_tree_size(tmp.parent, tmp.name) / 1e6:.1f} of "
+                                       f"{wanted.size / 1e6:.1f} MB")
             if file_digest(tmp, "sha256") != wanted.sha256:  # apt-helper checks too; this guards the rename
                 raise FetchError(f"{filename} from {wanted.url} does not match the archive's SHA256")
         return dest
@@ -360,7 +393,9 @@ class AptArchive:
             return dest
         dest_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".apt-download.", dir=dest_dir) as tmp:
-            self._apt(["apt-get", "download", "-q", spec], cwd=Path(tmp), what=f"downloading {spec}")
+            self._apt(["apt-get", "download", "-q", spec], cwd=Path(tmp), what=f"downloading {spec}",
+                      timeout=DOWNLOAD_TIMEOUT,
+                      progress=lambda: f"{_tree_size(Path(tmp)) / 1e6:.0f} of {deb.size / 1e6:.0f} MB")
             got = Path(tmp) / deb.name
             if not got.exists():
                 raise FetchError(f"apt-get download {spec} did not produce {deb.name}; see {self.log}")
@@ -427,11 +462,26 @@ class AptArchive:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def _apt(self, cmd: list[str], *, cwd: Path | None = None, check: bool = True,
-             what: str = "") -> subprocess.CompletedProcess:
-        """Run an apt command under the private configuration; its output goes to the log, not the screen."""
+             what: str = "", timeout: float = APT_TIMEOUT, progress=None) -> subprocess.CompletedProcess:
+        """Run an apt command under the private configuration; its output goes to the log, not the screen.
+        A command that does not finish within `timeout` seconds is stopped (a full disk can make apt wait
+        forever) and reported with what it printed."""
         env = dict(os.environ, APT_CONFIG=str(self.config_file), LC_ALL="C")
-        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # a download (the kernel's .debs are 214 MB) reports progress while it runs
+            with heartbeat(what, measure=progress) if progress else contextlib.nullcontext():
+                proc = capture(cmd, cwd=cwd, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            printed = (e.stderr or "") + (e.output or "")
+            with self.log.open("a") as f:
+                f.write(f"\n$ APT_CONFIG={self.config_file} {shlex.join(cmd)}\n{printed}"
+                        f"[stopped after {timeout:.0f}s]\n")
+            tail = "\n".join(printed.strip().splitlines()[-10:]) or "(no output)"
+            raise FetchError(f"{what or cmd[0]} did not finish within {timeout:.0f}s and was stopped (a full "
+                             f"disk under {self.root} or an unreachable archive can make apt wait forever).\n"
+                             f"its last output:\n{tail}\ncommand: APT_CONFIG={self.config_file} "
+                             f"{shlex.join(cmd)}\nfull log: {self.log}") from None
         with self.log.open("a") as f:
             f.write(f"\n$ APT_CONFIG={self.config_file} {shlex.join(cmd)}\n{proc.stdout}{proc.stderr}"
                     f"[exit status {proc.returncode}]\n")
@@ -441,6 +491,11 @@ class AptArchive:
                              f"command: APT_CONFIG={self.config_file} {shlex.join(cmd)}\n"
                              f"full log: {self.log}")
         return proc
+
+
+def _tree_size(directory: Path, prefix: str = "") -> int:
+    """Bytes in the files under `directory` whose names start with `prefix` (a download in progress)."""
+    return sum(p.stat().st_size for p in directory.rglob(f"{prefix}*") if p.is_file())
 
 
 def parse_depends(value: str) -> list[str]:

@@ -71,7 +71,12 @@ def read_distinfo(path: Path) -> Distinfo:
             raise RecipeError(f"{path}:{lineno}: not a distinfo line: {line!r}")
         alg, name, value = m["alg"], m["name"], m["value"]
         if alg == "Size":
-            sizes[name] = int(value.split()[0])
+            size = re.fullmatch(r"(\d+) bytes", value.strip())
+            if not size:
+                raise RecipeError(f"{path}:{lineno}: key 'Size ({name})' must be a whole number of bytes "
+                                  f"such as '716165 bytes', got {value!r}; fix the line or regenerate it "
+                                  f"with: buildtool makesum {path.parent.name}")
+            sizes[name] = int(size[1])
         elif alg == "SHA1" and name.startswith("patch-"):
             info.patches[name] = value.lower()
         else:
@@ -100,16 +105,16 @@ def distfile_sum(path: Path, name: str | None = None) -> DistfileSum:
 
 
 def verify_distfile(path: Path, expected: DistfileSum) -> None:
-    """Raise ChecksumError naming the file, the expected and the actual value if `path` does not match."""
+    """Raise ChecksumError naming the file, the expected and the actual size and hashes if `path` does not
+    match (all of them: a wrong size alone would not say which file it is instead)."""
     size = path.stat().st_size
-    if size != expected.size:
-        raise ChecksumError(
-            f"size mismatch for {expected.name} ({path}): expected {expected.size} bytes, got {size}")
+    wrong = [] if size == expected.size else [f"size mismatch: expected {expected.size} bytes, got {size}"]
     for alg, want in sorted(expected.hashes.items()):
         got = file_digest(path, _HASHLIB_NAME[alg])
         if got != want:
-            raise ChecksumError(
-                f"{alg} mismatch for {expected.name} ({path}):\n  expected {want}\n  actual   {got}")
+            wrong.append(f"{alg} mismatch:\n  expected {want}\n  actual   {got}")
+    if wrong:
+        raise ChecksumError(f"{expected.name} ({path}) does not match distinfo:\n" + "\n".join(wrong))
 
 
 def verify_patch(path: Path, info: Distinfo) -> None:

@@ -6,6 +6,7 @@ there is one, what to do next. The CLI prints it and exits with the class's code
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -95,6 +96,31 @@ class ExtractError(BuildError):
     exit_code = 12
 
 
+class DiskError(BuildError):
+    """The disk refused a write: no space left, a read-only file system or no permission (names the path)."""
+
+    exit_code = 13
+
+
+# errno values that mean "this file system will not take the write", whatever the phase
+DISK_ERRNOS = frozenset((errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM))
+
+
+def disk_error(e: OSError, doing: str, where: object = None) -> DiskError:
+    """A DiskError for an OSError of DISK_ERRNOS: names the path (the error's own, else `where`: a write
+    to an open file carries no name), the reason and what to do next."""
+    where = e.filename or where or "?"
+    advice = {errno.ENOSPC: "free some space there (or point BUILDTOOL_CACHE / --work / --packages at a "
+                            "file system with room) and run the same command again",
+              errno.EDQUOT: "the disk quota is used up there: free some space and run the command again",
+              errno.EROFS: "that file system is mounted read-only: remount it read-write, or point "
+                           "BUILDTOOL_CACHE / --work / --packages at a writable directory",
+              }.get(e.errno, "check the owner and mode of that directory, or point BUILDTOOL_CACHE / --work "
+                             "/ --packages at a directory you can write")
+    return DiskError(f"{doing}: cannot write {where}: {e.strerror or e}.\n{advice[0].upper()}{advice[1:]}; "
+                     f"finished phases are kept and the next run resumes.")
+
+
 def _quote(arg: str) -> str:
     import shlex
 
@@ -106,5 +132,5 @@ EXIT_CODES: list[tuple[int, str]] = [
     (1, "unexpected internal error"),
     *[(cls.exit_code, cls.__doc__.splitlines()[0]) for cls in (
         UsageError, RecipeError, ChecksumError, FetchError, PatchError, HostToolError, PhaseError,
-        KernelError, TestFailure, HarnessError, ExtractError)],
+        KernelError, TestFailure, HarnessError, ExtractError, DiskError)],
 ]

@@ -1,9 +1,12 @@
 """The extract phase: unpack a distfile into the work tree, refusing anything that would land outside it.
 
 Every member is checked before a byte is written: no absolute names, no `..` in names, no member stored
-under a symlink, no link whose target leaves the tree, nothing but files, directories and links. Python's
-tarfile `data` filter then checks each member again as it is written (it resolves links already on disk,
-which a check of names alone cannot), and a last pass resolves every symlink written.
+under a symlink, no link whose target leaves the tree, nothing but files, directories and links. Where
+Python's tarfile has the `data` filter (3.11.4+, 3.12+) it checks each member again as it is written (it
+resolves links already on disk, which a check of names alone cannot); on Debian 12's python3 (3.11.2) it does
+not exist and our own checks carry the load, with modes and owners sanitised the way the filter would. A
+last pass resolves every symlink written. `extract_members` is the one place an archive is written to disk
+(distfiles here, packages into the VM image, the tests).
 
 The archive is unpacked into a scratch directory beside `dest`; only once that finished are its top-level
 entries renamed into `dest`, so an interrupted extract never leaves a tree that looks complete.
@@ -21,7 +24,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from .errors import ExtractError
+from .errors import DISK_ERRNOS, ExtractError, disk_error
 
 # archive suffix -> tarfile open mode; the suffix must tell the truth about the compression
 OPEN_MODES: dict[str, str] = {
@@ -36,6 +39,7 @@ OPEN_MODES: dict[str, str] = {
 HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
+_FILTER_ERROR = getattr(tarfile, "FilterError", ())  # absent before 3.11.4: nothing to catch then
 
 
 def extract(archive: Path, dest: Path) -> None:
@@ -48,7 +52,6 @@ def extract(archive: Path, dest: Path) -> None:
     scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(dest), dir=dest.parent))
     try:
         unpack(archive, mode, scratch)
-        check_links_inside(archive, scratch)
         move_entries(archive, scratch, dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -73,19 +76,36 @@ def unpack(archive: Path, mode: str, scratch: Path) -> None:
             f"{archive}: cannot be read as a {mode[2:]}-compressed tar archive ({e}).\n"
             f"The file is truncated, corrupt or mis-named: remove it and run `buildtool fetch` again."
         ) from None
-    check_members(archive, members)
     try:
         with tarfile.open(archive, mode) as tar:
-            if HAS_DATA_FILTER:
-                tar.extractall(scratch, members=members, filter="data")
-            else:
-                tar.extractall(scratch, members=[_sanitized(m) for m in members])
-    except tarfile.FilterError as e:
+            extract_members(archive, tar, members, scratch)
+    except ExtractError:
+        raise
+    except _READ_ERRORS as e:
+        raise ExtractError(f"{archive}: extracting into {scratch} failed: {e}") from None
+
+
+def extract_members(archive: Path, tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: Path) -> None:
+    """Write `members` of the open `tar` under `dest` after our checks (and the data filter, where it exists).
+
+    A write the disk refuses (no space, read-only, no permission) is a DiskError naming the path, not a
+    verdict on the archive.
+    """
+    check_members(archive, members)
+    try:
+        if HAS_DATA_FILTER:
+            tar.extractall(dest, members=members, filter="data")
+        else:
+            tar.extractall(dest, members=[_sanitized(m) for m in members])
+    except _FILTER_ERROR as e:
         name = e.tarinfo.name if e.tarinfo is not None else "?"
         raise ExtractError(f"{archive}: member {name!r} refused by the tar data filter: {e}.\n"
                            f"{_NOT_SAFE}") from None
-    except _READ_ERRORS as e:
-        raise ExtractError(f"{archive}: extracting into {scratch} failed: {e}") from None
+    except OSError as e:
+        if e.errno in DISK_ERRNOS:
+            raise disk_error(e, f"extracting {archive.name}", where=dest) from None
+        raise
+    check_links_inside(archive, dest)
 
 
 _NOT_SAFE = ("The archive is not safe to unpack. Check that it is the distfile distinfo names "

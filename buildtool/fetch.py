@@ -20,10 +20,10 @@ from typing import TextIO
 import requests
 
 from .debian import AptArchive
-from .distinfo import DistfileSum, verify_distfile
-from .errors import ChecksumError, FetchError
+from .distinfo import DistfileSum, Distinfo, read_distinfo, verify_distfile
+from .errors import DISK_ERRNOS, ChecksumError, FetchError, disk_error
 from .fsutil import atomic_path, file_digest
-from .recipe import Distfile
+from .recipe import Distfile, Recipe
 
 OVERRIDE_ENV = "BUILDTOOL_MASTER_SITE_OVERRIDE"
 CONNECT_TIMEOUT = 5.0  # seconds; an unreachable site must not hold up the next mirror
@@ -75,16 +75,60 @@ def fetch_distfile(distfile: Distfile, expected: DistfileSum, distdir: Path, opt
     if dest.exists():
         try:
             verify_distfile(dest, expected)
-            return dest
+            return _tidy(dest, log)
         except ChecksumError as e:
             bad = dest.with_name(dest.name + ".bad")
             os.replace(dest, bad)
-            _note(f"cached {dest} is corrupt, moved aside to {bad.name} and fetched again:\n{e}")
             _log(log, f"cached distfile failed verification, moved to {bad}:\n{e}")
+            if options.offline:
+                raise ChecksumError(f"refusing the cached {e}\nIt was moved aside to {bad}; --offline "
+                                    f"forbids fetching a good copy: run without --offline, or place one at "
+                                    f"{dest} by hand.") from None
+            _note(f"cached {dest} is corrupt, moved aside to {bad.name} and fetched again:\n{e}")
     if options.offline:
         raise FetchError(f"{distfile.name} is not in the distfile cache and --offline forbids downloading.\n"
                          f"Place the file at {dest} by hand, or run without --offline.")
-    return _from_mirrors(distfile, dest, expected, options, log)
+    return _tidy(_from_mirrors(distfile, dest, expected, options, log), log)
+
+
+def _tidy(dest: Path, log: Path) -> Path:
+    """With a verified `dest` in place, what was kept beside it for a retry or a look is no longer needed:
+    a partial download (`.part`, e.g. from a mirror that failed before another one delivered), the corrupt
+    copy moved aside (`.bad`) and temporaries of a killed download."""
+    leftovers = [dest.with_name(dest.name + suffix) for suffix in (".part", ".bad")]
+    leftovers += dest.parent.glob(f".{dest.name}.*.tmp")
+    for path in leftovers:
+        if path.exists():
+            path.unlink()
+            _log(log, f"removed {path}: {dest.name} is in place and verified")
+    return dest
+
+
+def cache_problems(recipe: Recipe, info: Distinfo, distdir: Path) -> list[str]:
+    """What is wrong with a recipe's distfiles in the cache: one line per file missing or failing distinfo."""
+    problems = []
+    for d in recipe.distfiles:
+        path = distdir / d.name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+            continue
+        try:
+            verify_distfile(path, info.distfile(d.name))
+        except ChecksumError as e:
+            problems.append(f"{path}: BAD: {_indent(str(e))}")
+    return problems
+
+
+def check_cache_offline(recipes: list[Recipe], distdir: Path) -> None:
+    """`fetch --offline`: check every cached distfile against distinfo; name every one missing or bad."""
+    problems = [p for r in recipes for p in cache_problems(r, read_distinfo(r.distinfo_path), distdir)]
+    if not problems:
+        return
+    listing = "\n".join(f"  - {p}" for p in problems)
+    cls = ChecksumError if any(": BAD: " in p for p in problems) else FetchError
+    raise cls(f"the distfile cache does not hold verified copies of every distfile:\n{listing}\n"
+              f"Run `buildtool fetch` without --offline to replace them (a bad file is moved aside to "
+              f"<name>.bad), or place good copies there by hand.")
 
 
 def fetch_unverified(distfile: Distfile, distdir: Path, options: FetchOptions, log: Path) -> Path:
@@ -219,6 +263,11 @@ def _receive(resp: requests.Response, part: Path, mode: str, done: int, total: i
                     part.unlink()
                     raise MirrorFailed(f"wrong file: more than the expected {expected.size} bytes")
                 progress.update(done)
+    except OSError as e:
+        progress.finish(failed=True)
+        if e.errno in DISK_ERRNOS:
+            raise disk_error(e, f"downloading {part.name}", where=part) from None
+        raise
     except BaseException:
         progress.finish(failed=True)
         raise

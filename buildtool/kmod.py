@@ -108,6 +108,15 @@ def resolve_target(profile_name: str, layout: Layout, kernel_options: dict, offl
     return target
 
 
+def install_dir(target: KernelTarget, prefix: Path, layout: Layout) -> Path:
+    """Where the profile's family puts its modules under `prefix` (Linux: lib/modules/<release>/extra,
+    NetBSD: lib/modules/<release>/<module>)."""
+    from .kernels import get_profile, get_profile_class
+
+    family = get_profile_class(target.profile)(get_profile(target.profile), layout, {}, Path("/dev/null"))
+    return family.install_dir(prefix, target)
+
+
 def build_modules(target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo,
                   layout: Layout, jobs: int, log_dir: Path, extra_patches: Sequence[Path] = (),
                   dest: Path | None = None) -> list[Path]:
@@ -126,6 +135,6 @@ def build_modules(target: KernelTarget, recipe: Recipe, patches: list[Path], dis
         modules_root = layout.stage_prefix(recipe.name) / "lib" / "modules"
         if modules_root.exists():
             shutil.rmtree(modules_root)
-        dest = family.install_dir(layout.stage_prefix(recipe.name), target)
+        dest = install_dir(target, layout.stage_prefix(recipe.name), layout)
     return family.build_modules(target, recipe, list(patches), distinfo, jobs=jobs, log_dir=log_dir,
                                 extra_patches=list(extra_patches), dest=dest)

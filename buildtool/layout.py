@@ -15,13 +15,24 @@ def default_cache() -> Path:
     return Path(base)
 
 
-def find_root(start: Path | None = None) -> Path:
-    """The repository root: the nearest directory above `start` holding patches/ and a */recipe.toml."""
+def find_checkout(start: Path | None = None) -> Path | None:
+    """The checkout holding `start` (default: the current directory): the nearest directory above it with
+    patches/ and a */recipe.toml; None outside every checkout."""
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
         if (d / "patches").is_dir() and next(d.glob("*/recipe.toml"), None) is not None:
             return d
+    return None
+
+
+def installed_checkout() -> Path:
+    """The checkout this buildtool was installed from (an editable install: `make setup`)."""
     return Path(__file__).resolve().parent.parent
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the checkout holding `start`, else the one buildtool was installed from."""
+    return find_checkout(start) or installed_checkout()
 
 
 @dataclass(frozen=True)

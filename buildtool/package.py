@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-from .errors import RecipeError, UsageError
+from .errors import DISK_ERRNOS, RecipeError, UsageError, disk_error
 from .fsutil import atomic_path
 from .layout import PREFIX
 from .plist import plist_sources, read_plists
@@ -252,9 +252,16 @@ def make_package(recipe: Recipe, stage_prefix: Path, outdir: Path, plist_vars: d
     meta = metadata(recipe, files, pkgdeps or [], build_info)
     mtime = source_date_epoch(os.environ) if epoch is None else epoch
     dest = outdir / f"{recipe.pkgname}.tgz"
-    with atomic_path(dest) as tmp:
-        _write_archive(tmp, meta, files, mtime)
-        tmp.chmod(0o644)
+    for stale in outdir.glob(f".{dest.name}.*.tmp"):  # left by a run killed while writing it
+        stale.unlink()
+    try:
+        with atomic_path(dest) as tmp:
+            _write_archive(tmp, meta, files, mtime)
+            tmp.chmod(0o644)
+    except OSError as e:
+        if e.errno in DISK_ERRNOS:
+            raise disk_error(e, f"writing the package {dest.name}", where=outdir) from None
+        raise
     return dest
 
 

@@ -22,11 +22,12 @@ from . import extract as extract_phase
 from . import fetch as fetch_phase
 from . import package as package_phase
 from . import patch as patch_phase
-from .distinfo import Distinfo, patch_sha1, read_distinfo
+from .distinfo import Distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
+from .fsutil import atomic_path, file_digest
 from .layout import Layout
 from .recipe import Recipe
-from .runlog import Summary
+from .runlog import Summary, kill_leftover_groups
 from .state import Stamps, phase_key
 
 PHASES = ("fetch", "extract", "patch", "build", "kmod", "package")
@@ -60,7 +61,8 @@ class Context:
 def toolchain_id() -> str:
     """The compiler identity that build keys depend on (a gcc upgrade rebuilds)."""
     try:
-        return subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        return subprocess.run(["cc", "--version"], capture_output=True, text=True,
+                              timeout=60).stdout.splitlines()[0]
     except (OSError, IndexError):
         return "unknown"
 
@@ -100,12 +102,21 @@ class PackageRun:
     def source_patches(self) -> list[Path]:
         return patch_phase.series(self.recipe.patch_dir(self.layout.root), exclude=self.recipe.kernel_patches)
 
-    def _step(self, phase: str, key: str, action, outputs: tuple[Path, ...] = ()) -> bool:
-        """Run `action` unless the stamp for `phase` matches `key` and all its outputs exist."""
+    def _step(self, phase: str, key: str, action, outputs: tuple[Path, ...] = (), still_good=None,
+              stamp: str | None = None) -> bool:
+        """Run `action` unless the stamp for `phase` matches `key`, all its outputs exist and, if given,
+        `still_good()` says they still verify (a stamp cannot vouch for a file changed since).
+
+        `stamp` names the stamp file when it is not the phase's name (phases whose result depends on the
+        kernel profile keep one stamp per profile, so switching --kernel back finds its work done). The
+        action may return "restored" when it put a kept result back instead of making it again.
+        """
         name = self.recipe.name
+        stamp = stamp or phase
         self.ctx.keys[(name, phase)] = key
         with self.ctx.summary.phase(name, phase, out=self.ctx.out) as rec:
-            current = self.stamps.is_current(phase, key) and all(p.exists() for p in outputs)
+            current = (self.stamps.is_current(stamp, key) and all(p.exists() for p in outputs)
+                       and (still_good is None or still_good()))
             if current:
                 rec.outcome = "skipped"
                 return False
@@ -113,10 +124,11 @@ class PackageRun:
                 rec.outcome = "dry-run"
                 print(f"would run: {name} {phase}", file=self.ctx.out or sys.stderr)
                 return True
-            self.stamps.clear(phase)
+            self.stamps.clear(stamp)
             print(f"==> {name}: {phase} ...", file=self.ctx.out or sys.stderr, flush=True)
-            action()
-            self.stamps.mark_done(phase, key)
+            if action() == "restored":
+                rec.outcome = "restored"
+            self.stamps.mark_done(stamp, key)
             return True
 
     def run(self) -> None:
@@ -125,7 +137,8 @@ class PackageRun:
         sums = {d.name: info.distfile(d.name).hashes for d in self.recipe.distfiles}
         k_fetch = phase_key("", distfiles=sums)
         self._step("fetch", k_fetch, self.fetch,
-                   outputs=tuple(self.layout.distdir / d.name for d in self.recipe.distfiles))
+                   outputs=tuple(self.layout.distdir / d.name for d in self.recipe.distfiles),
+                   still_good=lambda: not fetch_phase.cache_problems(self.recipe, info, self.layout.distdir))
         if not _wanted("extract", opts):
             return
         k_extract = phase_key(k_fetch, wrksrc=self.recipe.wrksrc)
@@ -154,9 +167,7 @@ class PackageRun:
         dep_keys = {d: self.ctx.keys.get((d, "build"), "") for d in self.recipe.depends}
         k_build = phase_key(k_patch, build=[self.recipe.env, self.recipe.configure, self.recipe.build,
                                             self.recipe.install, self.recipe.smoke],
-                            deps=dep_keys, toolchain=toolchain_id(),
-                            # the kmod phase adds to this package's stage: another kernel choice starts clean
-                            kernel=opts.kernel if self.recipe.kernel_patches else None)
+                            deps=dep_keys, toolchain=toolchain_id())
         if not self.stamps.is_current("build", k_build) and not opts.dry_run:
             # make compares only mtimes: objects of a build with other inputs must not be reused, while a
             # killed build of the same inputs resumes in its tree
@@ -168,16 +179,30 @@ class PackageRun:
         last = k_build
         if _has_kmod(self.recipe, opts) and _wanted("kmod", opts):
             last = self.run_kmod(k_build)
+        if self.recipe.kernel_patches and _wanted("kmod", opts) and not opts.dry_run:
+            self.sync_stage_modules()
         if not _wanted("package", opts) or not self.recipe.packaged:
             return
         plist_text = "".join(p.read_text() for p in sorted(self.recipe.dir.glob("PLIST*")))
         k_package = phase_key(last, plist=plist_text, meta=[self.recipe.comment, self.recipe.description,
                                                            self.recipe.plist_modes, self.recipe.message],
-                              kmod=_has_kmod(self.recipe, opts),
+                              kmod=_has_kmod(self.recipe, opts), kernel=opts.kernel,
                               deps=package_phase.pkgdeps(self.recipe, self.ctx.recipes),
                               epoch=package_phase.source_date_epoch(os.environ))
         output = self.layout.packages_all / f"{self.recipe.pkgname}.tgz"
-        self._step("package", k_package, self.package, outputs=(output,))
+        kept = self.layout.pkg_work(self.recipe.name) / "packages" / f"{k_package[:24]}.tgz"
+        self._step("package", k_package, lambda: self.package(output, kept), outputs=(output,),
+                   still_good=lambda: self._package_verifies(output) and _same_file(output, kept),
+                   stamp=f"package@{opts.kernel}")
+
+    def _package_verifies(self, output: Path) -> bool:
+        """A package counts as made only while it verifies against its own +CONTENTS (a truncated or
+        edited file is rebuilt, not reported up to date)."""
+        problems = package_phase.verify_package(output)
+        if problems:
+            print(f"{output} does not verify, replacing it:\n  " + "\n  ".join(problems[:5]),
+                  file=self.ctx.out or sys.stderr, flush=True)
+        return not problems
 
     @property
     def tree_state(self) -> Path:
@@ -198,6 +223,8 @@ class PackageRun:
         if src.exists():
             shutil.rmtree(src)
         for d in self.recipe.distfiles:
+            # the fetch stamp cannot vouch for a file changed since: every read is checked first
+            verify_distfile(self.layout.distdir / d.name, self.distinfo.distfile(d.name))
             extract_phase.extract(self.layout.distdir / d.name, src)
         if not (src / self.recipe.wrksrc).is_dir():
             found = ", ".join(sorted(p.name for p in src.iterdir()))
@@ -213,35 +240,90 @@ class PackageRun:
 
     def build(self) -> None:
         build_phase.build(self.recipe, build_phase.BuildContext.for_recipe(
-            self.recipe, self.layout, jobs=self.ctx.options.jobs, verbose=self.ctx.options.verbose))
+            self.recipe, self.layout, jobs=self.ctx.options.jobs, verbose=self.ctx.options.verbose,
+            progress=self.ctx.options.progress))
 
     def run_kmod(self, k_build: str) -> str:
         from . import kmod
 
         if self.ctx.kernel_target is None:
-            self.ctx.kernel_target = kmod.resolve_target(
-                self.ctx.options.kernel, self.layout, self.ctx.options.kernel_options,
-                offline=self.ctx.options.offline, log=self.logs / "kmod.log")
+            # a phase of its own in the summary: hundreds of MB of .debs the first time, and it can fail
+            with self.ctx.summary.phase("kernel", "resolve", out=self.ctx.out) as rec:
+                rec.outcome = "checked"  # timed and, if it fails, counted as failed; not a phase run
+                self.ctx.kernel_target = kmod.resolve_target(
+                    self.ctx.options.kernel, self.layout, self.ctx.options.kernel_options,
+                    offline=self.ctx.options.offline, log=self.logs / "kmod.log")
         target = self.ctx.kernel_target
         kpatches = patch_phase.series(self.recipe.patch_dir(self.layout.root),
                                       include=self.recipe.kernel_patches)
         k_kmod = phase_key(k_build, target=target.manifest(),
                            patches={p.name: patch_sha1(p) for p in kpatches})
-        self._step("kmod", k_kmod, lambda: kmod.build_modules(
-            target, self.recipe, kpatches, self.distinfo, self.layout, jobs=self.ctx.options.jobs,
-            log_dir=self.logs))
+        out = self.kmod_out(self.ctx.options.kernel)
+        release_dir = out / "lib" / "modules" / target.release
+
+        def build_modules() -> None:
+            if out.exists():
+                shutil.rmtree(out)
+            kmod.build_modules(target, self.recipe, kpatches, self.distinfo, self.layout,
+                               jobs=self.ctx.options.jobs, log_dir=self.logs,
+                               dest=kmod.install_dir(target, out, self.layout))
+
+        self._step("kmod", k_kmod, build_modules, outputs=(release_dir,),
+                   stamp=f"kmod@{self.ctx.options.kernel}")
         return k_kmod
 
-    def package(self) -> None:
+    def kmod_out(self, profile: str) -> Path:
+        """Where the kmod phase of `profile` keeps its modules (lib/modules/<release>/extra/), one tree
+        per profile, so switching --kernel back finds them built."""
+        return self.layout.pkg_work(self.recipe.name) / "kmod-out" / profile
+
+    def sync_stage_modules(self) -> None:
+        """Make the stage's lib/modules/ exactly this profile's modules (none for --kernel none): the
+        userland build is shared by every profile, the modules are not."""
+        staged = self.layout.stage_prefix(self.recipe.name) / "lib" / "modules"
+        if staged.exists():
+            shutil.rmtree(staged)
+        built = self.kmod_out(self.ctx.options.kernel) / "lib" / "modules"
+        if _has_kmod(self.recipe, self.ctx.options) and built.is_dir():
+            shutil.copytree(built, staged, symlinks=True)
+
+    def package(self, output: Path, kept: Path) -> str | None:
+        """Write the package; a copy is kept under the key, and a kept one is put back instead of being
+        made again (switching --kernel back and forth rewrites packages/All from these)."""
+        if kept.exists() and not package_phase.verify_package(kept):
+            with atomic_path(output) as tmp:
+                shutil.copyfile(kept, tmp)
+                tmp.chmod(0o644)
+            self.ctx.summary.written.append(output)
+            return "restored"
+        self.make_package()
+        with atomic_path(kept) as tmp:
+            shutil.copyfile(output, tmp)
+        # keep only what a profile's stamp still names (the package stamp is written after this)
+        wanted = {kept.name} | {f"{stamp.read_text().strip()[:24]}.tgz"
+                                for stamp in self.stamps.directory.glob("package@*")}
+        for old in kept.parent.glob("*.tgz"):
+            if old.name not in wanted:
+                old.unlink()
+        return None
+
+    def make_package(self) -> None:
         kmod_vars = {}
         if _has_kmod(self.recipe, self.ctx.options) and self.ctx.kernel_target is not None:
             kmod_vars = self.ctx.kernel_target.plist_vars()
-        package_phase.make_package(
+        written = package_phase.make_package(
             self.recipe, self.layout.stage_prefix(self.recipe.name), self.layout.packages_all,
             plist_vars={**self.recipe.plist_vars, **kmod_vars},
             plist_options={"kmod": _has_kmod(self.recipe, self.ctx.options)},
             build_info=package_phase.default_build_info(self.recipe, self.ctx.options.kernel),
             pkgdeps=package_phase.pkgdeps(self.recipe, self.ctx.recipes))
+        self.ctx.summary.written.append(written)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether `b` exists with exactly the bytes of `a` (packages/All holds the package of this key)."""
+    return b.exists() and a.stat().st_size == b.stat().st_size and file_digest(a, "sha256") == file_digest(
+        b, "sha256")
 
 
 def run(ctx: Context, recipes: list[Recipe]) -> None:
@@ -255,7 +337,11 @@ def run(ctx: Context, recipes: list[Recipe]) -> None:
 
 @contextlib.contextmanager
 def work_tree_lock(work: Path, out=None) -> Iterator[None]:
-    """One run at a time per work tree: a second one waits (two builds into one stage would mix)."""
+    """One run at a time per work tree: a second one waits (two builds into one stage would mix).
+
+    Whoever holds the lock owns the tree: it first kills the process groups a killed earlier run left
+    running in it (a `make` of a run killed with -9 must not write beside ours).
+    """
     work.mkdir(parents=True, exist_ok=True)
     with open(work / ".lock", "a+") as f:
         try:
@@ -264,4 +350,5 @@ def work_tree_lock(work: Path, out=None) -> Iterator[None]:
             print(f"waiting for another buildtool run in {work} to finish ...", file=out or sys.stderr,
                   flush=True)
             fcntl.flock(f, fcntl.LOCK_EX)
+        kill_leftover_groups(work, out=out)
         yield

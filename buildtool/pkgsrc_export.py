@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from .distinfo import format_distinfo, patch_sha1, read_distinfo
+from .distinfo import format_distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
 from .fsutil import atomic_path
 from .layout import Layout
@@ -348,6 +348,7 @@ def check_patch_targets(recipe: Recipe, root: Path, distdir: Path) -> None:
     distfile = distdir / recipe.distfiles[0].name
     if not distfile.is_file():
         return
+    verify_distfile(distfile, read_distinfo(recipe.distinfo_path).distfile(distfile.name))
     patches, _ = patch_split(recipe, root)
     problems = patch_target_problems(patches, distfile_files(distfile, recipe.wrksrc))
     if problems:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from synthetic import make_repo
 
 from buildtool import pipeline
 from buildtool.layout import Layout
@@ -25,3 +26,9 @@ def built_layout() -> Layout:
     ctx = pipeline.Context(layout=layout, options=pipeline.Options(jobs=os.cpu_count() or 2, progress=False))
     pipeline.run(ctx, select(load_all(ROOT), []))
     return layout
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch) -> Path:
+    """The synthetic two-package repository of tests/synthetic.py, as the current directory."""
+    return make_repo(tmp_path, monkeypatch)

@@ -17,7 +17,7 @@ from httpserver import refused_url, running_server
 
 from buildtool import fetch
 from buildtool.distinfo import distfile_sum
-from buildtool.errors import FetchError
+from buildtool.errors import ChecksumError, FetchError
 from buildtool.fetch import FetchOptions, Progress, fetch_distfile, fetch_unverified, mirrors
 from buildtool.fsutil import text_digest
 from buildtool.recipe import DebianMirror, Distfile
@@ -196,8 +196,10 @@ def test_corrupt_cached_file_is_moved_aside_and_refetched(server, distdir, expec
     server.serve(NAME, BODY)
     path = fetch_distfile(Distfile(NAME, [server.url]), expected, distdir, OPTS, log)
     assert path.read_bytes() == BODY
-    assert (distdir / f"{NAME}.bad").read_bytes() == WRONG
+    # moved aside while fetching again, removed once a verified copy is in place (issue 8, item 9)
+    assert not (distdir / f"{NAME}.bad").exists()
     err = capsys.readouterr().err
+    assert f"moved aside to {NAME}.bad" in err
     assert str(distdir / NAME) in err
     assert expected.hashes["BLAKE2s"] in err
     assert text_digest(WRONG, "blake2s") in err
@@ -234,7 +236,7 @@ def test_offline_without_the_file_fails_and_says_where_to_put_it(server, distdir
 def test_offline_with_a_corrupt_file_fails_and_moves_it_aside(distdir, expected, log):
     distdir.mkdir()
     (distdir / NAME).write_bytes(WRONG)
-    with pytest.raises(FetchError, match="--offline"):
+    with pytest.raises(ChecksumError, match=r"(?s)refusing the cached .*expected .*actual .*--offline"):
         fetch_distfile(Distfile(NAME, ["http://127.0.0.1:9/"]), expected, distdir, FetchOptions(offline=True),
                        log)
     assert not (distdir / NAME).exists()

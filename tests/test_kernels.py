@@ -92,6 +92,24 @@ def test_netbsd_10_needs_sysdir(layout):
         netbsd(layout, "netbsd-10").resolve()
 
 
+def test_netbsd_10_early_check_names_a_wrong_sysdir_and_a_bad_host(layout, tmp_path):
+    """What check_options runs before any work: the tree and --host's form, each named."""
+    from buildtool.kernels import check_options
+
+    with pytest.raises(KernelError) as e:
+        check_options("netbsd-10", {"sysdir": tmp_path, "host": "box"}, layout, building=True)
+    assert f"--sysdir {tmp_path}: cannot read {tmp_path}/sys/param.h" in str(e.value)
+    assert "--host 'box': expected user@host" in str(e.value)
+
+
+def test_netbsd_141_sysdir_is_a_path_on_the_host_and_not_checked_here(layout):
+    from buildtool.kernels import check_options
+
+    check_options("netbsd-1.4.1", {"sysdir": "/usr/src/sys", "host": "me@box"}, layout, building=True)
+    with pytest.raises(KernelError, match="--host user@host"):
+        check_options("netbsd-1.4.1", {"sysdir": "/usr/src/sys"}, layout, building=True)
+
+
 def test_netbsd_offline_cannot_reach_a_host(layout):
     with pytest.raises(KernelError, match="--offline cannot reach the build host me@box"):
         netbsd(layout, sysdir="/usr/src/sys", host="me@box").resolve(offline=True)

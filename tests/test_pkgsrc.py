@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from buildtool import extract as extract_phase
 from buildtool import pkglint
-from buildtool.distinfo import patch_sha1, read_distinfo
+from buildtool.distinfo import distfile_sum, patch_sha1, read_distinfo, write_distinfo
 from buildtool.errors import RecipeError
 from buildtool.layout import Layout
 from buildtool.pkgsrc_export import export, exported_recipes, patch_split, render_package
@@ -239,11 +240,20 @@ def write_distfile(path: Path, wrksrc: str, files: list[str]) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
+def record_sums(distinfo: Path, distfile: Path) -> None:
+    """What `buildtool makesum` does: the distfile's real size and hashes into distinfo (patches kept)."""
+    info = read_distinfo(distinfo)
+    info.distfiles[distfile.name] = distfile_sum(distfile)
+    write_distinfo(distinfo, list(info.distfiles.values()), info.patches)
+
+
 def test_export_refuses_a_patch_whose_target_is_not_in_the_distfile(repo, tmp_path):
     """pkgsrc's patch stage waits forever on patch's prompt for a missing target: the export refuses it."""
     distdir = repo / "cache" / "distfiles"
     write_distfile(distdir / "adist-1.0.tar.gz", "adist-1.0", ["src/one.c", "src/two.c", "include/ppp.h"])
     write_distfile(distdir / "b-1.0.tar.gz", "b-1.0", ["src/one.c", "src/two.c"])
+    for pkgdir, dist in (("a", "adist-1.0.tar.gz"), ("b", "b-1.0.tar.gz")):
+        record_sums(repo / pkgdir / "distinfo", distdir / dist)
     run_export(repo, tmp_path / "ok")  # every target exists: accepted
     (repo / "patches" / "b" / "patch-ac").write_text(PATCH.format(target="src/gone.c"))
     with pytest.raises(RecipeError, match=r"patch-ac: target src/gone.c is not in the distfile's WRKSRC"):
@@ -541,8 +551,7 @@ def test_repository_patches_apply_with_p0_and_no_fuzz(tmp_path):
                                                     apt_dir=layout.cache / "apt"),
                                  log=tmp_path / "fetch.log")
         work = tmp_path / recipe.name
-        with tarfile.open(distfile) as tar:
-            tar.extractall(work, filter="data")
+        extract_phase.extract(distfile, work)
         wrksrc = work / recipe.wrksrc
         patches = sorted((REPO / "pkgsrc" / "net" / recipe.name / "patches").glob("patch-*"))
         assert pkglint.patch_target_problems(patches, pkglint.distfile_files(distfile, recipe.wrksrc)) == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import KernelError, UsageError
 from ..layout import Layout
 
 
@@ -34,6 +34,8 @@ class Profile:
     # NetBSD: which module framework the kernel uses ("lkm": NetBSD 1.x modload; "module": modload(8) of 5+)
     module_kind: str = ""
     default_sysdir: str = ""
+    # what the first use costs, as measured (shown by `buildtool kernels`)
+    cost: str = ""
 
 
 _NETBSD_CHECKS = ("lib/libkern/libkern.h", "net/ppp-comp.h")
@@ -41,8 +43,9 @@ _NETBSD_CHECKS = ("lib/libkern/libkern.h", "net/ppp-comp.h")
 PROFILES: tuple[Profile, ...] = (
     Profile("linux-6.1", "linux", "Debian 12 (bookworm) Linux 6.1, amd64 (the default)", "6.1",
             modules=("ppp_generic", "ppp_mppe"), module_suffix=".ko", opsys="Linux",
-            meta_package="linux-image-amd64",
-            flavour="amd64"),
+            meta_package="linux-image-amd64", flavour="amd64",
+            cost="the first use downloads ~214 MB of .debs (linux-image, linux-headers, linux-kbuild, "
+                 "linux-source) and takes ~697 MB on disk under <cache>/kernel (measured with 6.1.0-57)"),
     Profile("netbsd-1.4.1", "netbsd-lkm", "NetBSD 1.4.1 (the historic pkgsrc target), LKM", "1.4.1",
             modules=("mppe",), module_suffix=".o", opsys="NetBSD", sysdir_checks=_NETBSD_CHECKS,
             module_kind="lkm",
@@ -99,6 +102,49 @@ def get_profile_class(name: str) -> type:
     return _families()[get_profile(name).family]
 
 
+# the kernel options each family uses (the others are refused, not silently ignored); flag -> what it is
+KERNEL_OPTIONS = {"sysdir": "--sysdir", "common": "--common", "kernel_dir": "--kernel-dir",
+                  "kernel_source": "--kernel-source", "host": "--host", "ssh_identity": "--ssh-identity"}
+FAMILY_OPTIONS = {"linux": ("kernel_dir", "kernel_source"),
+                  "netbsd": ("sysdir", "common", "host", "ssh_identity"),
+                  "netbsd-lkm": ("sysdir", "host", "ssh_identity")}
+_PATH_OPTIONS = ("sysdir", "common", "kernel_dir", "kernel_source", "ssh_identity")
+REMOTE_PATH_OPTIONS = {"netbsd-lkm": ("sysdir",)}  # paths on the build host, not checked here
+
+
+def check_options(name: str, options: dict, layout: Layout, building: bool) -> None:
+    """Every problem with --kernel and its options, at once, before any work starts.
+
+    Options the profile does not use are refused (UsageError); a path option must exist; when the run
+    builds kernel modules (`building`), the family's own checks run too (NetBSD: --sysdir's files, --host's
+    form). A UsageError when an option is misplaced, else a KernelError, naming every problem.
+    """
+    given = [k for k in KERNEL_OPTIONS if options.get(k)]
+    if name == "none":
+        used: tuple[str, ...] = ()
+        profile = None
+    else:
+        profile = get_profile(name)
+        used = FAMILY_OPTIONS[profile.family]
+    wanted = ", ".join(KERNEL_OPTIONS[k] for k in used) or "no kernel options"
+    misplaced = [f"{KERNEL_OPTIONS[k]} is not used with --kernel {name} (it takes {wanted})"
+                 for k in given if k not in used]
+    remote = REMOTE_PATH_OPTIONS.get(profile.family, ()) if profile else ()
+    problems = [f"{KERNEL_OPTIONS[k]} {options[k]}: no such file or directory"
+                for k in given if k in used and k in _PATH_OPTIONS and k not in remote
+                and not Path(options[k]).exists()]
+    check = getattr(_families()[profile.family], "check", None) if profile and building else None
+    if check is not None and not problems:
+        try:
+            check(_families()[profile.family](profile, layout, dict(options), layout.work / "kernel.log"))
+        except KernelError as e:
+            problems.append(str(e))
+    if misplaced:
+        raise UsageError("\n".join(misplaced + problems) + "\nSee `buildtool kernels`.")
+    if problems:
+        raise KernelError("\n".join(problems))
+
+
 def describe_profiles() -> str:
     """What `buildtool kernels` prints: each profile, its modules and what it needs."""
     families = _families()
@@ -106,6 +152,7 @@ def describe_profiles() -> str:
     for p in PROFILES:
         lines = [f"{p.name}: {p.summary}", f"  modules: {', '.join(m + p.module_suffix for m in p.modules)}"]
         lines += [f"  needs: {need}" for need in families[p.family].needs(p)]
+        lines += [f"  cost: {p.cost}"] if p.cost else []
         lines += [f"  {line}" for line in families[p.family].status(p)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n\n'none': userland only, no kernel modules."

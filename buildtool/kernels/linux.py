@@ -163,7 +163,7 @@ def tree_release(build_dir: Path) -> str:
 
 def modinfo_field(module: Path, name: str) -> str:
     hosttools.require("modinfo")
-    proc = subprocess.run(["modinfo", "-F", name, str(module)], capture_output=True, text=True)
+    proc = subprocess.run(["modinfo", "-F", name, str(module)], capture_output=True, text=True, timeout=60)
     if proc.returncode != 0:
         raise KernelError(f"modinfo -F {name} {module} failed: {proc.stderr.strip()}")
     return proc.stdout.strip()
@@ -192,6 +192,9 @@ class Extraction:
     members: list[str]
 
 
+PIPELINE_TIMEOUT = 3600.0  # seconds for unpacking a kernel tree (hundreds of MB)
+
+
 def _pipeline(cmds: list[list[str]], log: Path, cwd: Path | None = None) -> None:
     """Run cmds joined by pipes; the last one's status decides (earlier ones may die of SIGPIPE once the
     last has what it wants: tar --occurrence stops reading early on purpose)."""
@@ -209,7 +212,13 @@ def _pipeline(cmds: list[list[str]], log: Path, cwd: Path | None = None) -> None
                 procs[-1].stdout.close()  # so the writer sees SIGPIPE when the reader stops
             procs.append(p)
             stdin = p.stdout
-        codes = [p.wait() for p in procs]
+        try:
+            codes = [p.wait(timeout=PIPELINE_TIMEOUT) for p in procs]
+        except BaseException:  # a timeout or an interrupt: none of the pipeline may outlive us
+            for p in procs:
+                p.kill()
+                p.wait()
+            raise
         if codes[-1] == 0 and any(c != 0 for c in codes[:-1]):
             err.write(b"(the commands before the last stopped on a broken pipe once it had what it wanted)\n")
     if codes[-1] != 0:

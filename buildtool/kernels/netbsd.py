@@ -119,6 +119,21 @@ class NetBSDKernel(KernelFamily):
         ]
 
     # --- options --------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Before any work (kernels.check_options): the tree and --host's form, every problem named."""
+        problems = []
+        try:
+            inspect_tree(self._sysdir(), self.options.get("common"))
+        except KernelError as e:
+            problems.append(str(e))
+        if self.options.get("host"):
+            try:
+                parse_host(self.options["host"])
+            except KernelError as e:
+                problems.append(str(e))
+        if problems:
+            raise KernelError("\n".join(problems))
+
     def _sysdir(self) -> Path:
         sysdir = self.options.get("sysdir")
         if not sysdir:
@@ -274,7 +289,8 @@ class NetBSDLKMKernel(NetBSDKernel):
             "loading",
         ]
 
-    def resolve(self, offline: bool = False) -> KernelTarget:
+    def check(self) -> None:
+        """Before any work: --sysdir (a path on the host, not checked here) and --host given, and its form."""
         p = self.profile
         sysdir, host = self.options.get("sysdir"), self.options.get("host")
         problems = []
@@ -286,6 +302,11 @@ class NetBSDLKMKernel(NetBSDKernel):
         if problems:
             raise KernelError(f"{p.name} needs " + " and ".join(problems) + "; see `buildtool kernels`")
         parse_host(host)
+
+    def resolve(self, offline: bool = False) -> KernelTarget:
+        p = self.profile
+        self.check()
+        sysdir, host = self.options.get("sysdir"), self.options.get("host")
         if offline:
             raise KernelError(f"{p.name}: --offline cannot reach the build host {host}")
         with ssh_runner(host, self.options.get("ssh_identity")) as runner:

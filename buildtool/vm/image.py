@@ -38,7 +38,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import HarnessError, HostToolError
+from ..errors import ExtractError, HarnessError, HostToolError
+from ..extract import extract_members
 from ..fsutil import file_digest, text_digest
 from ..layout import PREFIX, Layout
 from ..templating import render, template_env
@@ -173,6 +174,7 @@ def build_image(inputs: ImageInputs, layout: Layout, offline: bool = False) -> I
     dest = layout.cache / "vm" / key
     initrd = dest / "initrd.cpio"
     with _lock(layout.cache / "vm" / ".lock"):
+        remove_stale_scratch(dest.parent)
         if not (dest / "manifest.json").exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix=f".{key}.", dir=dest.parent) as tmp:
@@ -189,6 +191,15 @@ def build_image(inputs: ImageInputs, layout: Layout, offline: bool = False) -> I
     manifest = json.loads((dest / "manifest.json").read_text())
     kernel = dest / "vmlinux" if manifest.get("kernel") == "vmlinux" else inputs.vmlinuz
     return Image(kernel=kernel, initrd=initrd, release=inputs.release, key=key, manifest=manifest)
+
+
+def remove_stale_scratch(vm_dir: Path) -> list[Path]:
+    """Scratch trees (`.<key>.*`, hundreds of MB) a build killed with -9 left in the image cache.
+    Only the holder of the cache's lock builds, so with the lock held every one of them is stale."""
+    stale = [p for p in vm_dir.glob(".*") if p.is_dir() and not p.is_symlink()]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
 
 
 class _Builder:
@@ -219,9 +230,13 @@ class _Builder:
         prefix = self.root / PREFIX.lstrip("/")
         prefix.mkdir(parents=True, exist_ok=True)
         for pkg in self.inputs.packages:
-            with tarfile.open(pkg, "r:gz") as tar:
-                members = [m for m in tar.getmembers() if not m.name.lstrip("./").startswith("+")]
-                tar.extractall(prefix, members=members, filter="data")
+            try:
+                with tarfile.open(pkg, "r:gz") as tar:
+                    members = [m for m in tar.getmembers() if not m.name.lstrip("./").startswith("+")]
+                    extract_members(pkg, tar, members, prefix)
+            except (ExtractError, tarfile.TarError, EOFError, zlib.error) as e:
+                raise HarnessError(f"the input package {pkg} cannot be unpacked into the guest image: {e}; "
+                                   f"rebuild it (`buildtool package`)") from None
             self.manifest["programs"][pkg.name] = sorted(m.name for m in members if m.isfile())
         for prog in ("sbin/pppd", "sbin/pptpd", "sbin/pptp") if self.inputs.stack else ():
             if not (prefix / prog).exists():
@@ -254,7 +269,7 @@ class _Builder:
     def install_busybox(self) -> None:
         shutil.copy2(BUSYBOX, self.root / "bin" / "busybox")
         listing = subprocess.run([str(BUSYBOX), "--list-full"], capture_output=True, text=True,
-                                 check=True).stdout
+                                 check=True, timeout=60).stdout
         for rel in listing.split():
             link = self.root / rel
             if link.exists() or link.is_symlink():
@@ -345,7 +360,7 @@ class _Builder:
         installed: set[str] = set()
         for elf in sorted(p for p in self.root.rglob("*") if p.is_file() and not p.is_symlink()
                           and _is_dynamic_elf(p)):
-            out = subprocess.run(["ldd", str(elf)], capture_output=True, text=True, env=env)
+            out = subprocess.run(["ldd", str(elf)], capture_output=True, text=True, env=env, timeout=60)
             for line in out.stdout.splitlines():
                 line = line.strip()
                 if "not found" in line:
@@ -431,13 +446,13 @@ def _make_cpio(root: Path, dest: Path) -> None:
     with dest.open("wb") as out:
         proc = subprocess.run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"], cwd=root, stdout=out,
                               input="\n".join(names) + "\n", text=True,
-                              stderr=subprocess.PIPE)
+                              stderr=subprocess.PIPE, timeout=600)
     if proc.returncode != 0:
         raise HarnessError(f"cpio failed: {proc.stderr.strip()}")
 
 
 def _check(cmd: list[str], what: str) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, LC_ALL="C"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, LC_ALL="C"), timeout=600)
     if proc.returncode != 0:
         raise HarnessError(f"{what} failed (exit status {proc.returncode}): {' '.join(cmd)}\n"
                            f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
@@ -446,7 +461,8 @@ def _check(cmd: list[str], what: str) -> str:
 
 def _gcc_version() -> str:
     try:
-        return subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        return subprocess.run(["gcc", "--version"], capture_output=True, text=True,
+                              timeout=60).stdout.splitlines()[0]
     except (OSError, IndexError):
         return ""
 

@@ -3,7 +3,11 @@
 The scenarios live in tests/vm/ and run under pytest both ways (`make test` and `buildtool test`); this
 module only chooses what to run, passes the settings through the environment (see tests/vm/conftest.py),
 and turns pytest's verdict into the tool's exit codes: 0 all green, 10 (TestFailure) a scenario failed or
-a negative control was not caught, 11 (HarnessError) the harness broke.
+a negative control was not caught, 11 (HarnessError) the harness broke or an input package is missing.
+
+What the guests run: by default the build is brought up to date first (work tree `--work`, packages in
+./packages/All); with `--packages DIR` the packages already in DIR/All (e.g. built by pkgsrc) are booted as
+they are and nothing is built. `--dry-run` prints what would run and boots nothing.
 
 Negative controls: each patch in patches/ppp-mppe/broken/ (never shipped, never in distinfo) is built into
 a variant of our modules, and the scenarios its header names (`Expect-Fail: test_name[param]`) run against
@@ -19,12 +23,15 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HarnessError, TestFailure, UsageError
 from ..layout import Layout
+from ..runlog import stop_group
 
+SUITE_TIMEOUT = 4 * 3600.0  # seconds for one pytest run of the VM scenarios (minutes, normally)
 EXPECT_FAIL = re.compile(r"^Expect-Fail:\s*(.+)$", re.M)
 
 
@@ -42,12 +49,65 @@ class Outcome:
         return any(re.match(r"(buildtool\.errors\.)?HarnessError\b", m) for m in self.messages.values())
 
 
+# how `buildtool test` tells the pytest subprocess (tests/vm/conftest.py) which trees to use
+ENV_WORK = "BUILDTOOL_WORK"
+ENV_PACKAGES = "BUILDTOOL_PACKAGES"
+ENV_PREBUILT = "BUILDTOOL_VM_PREBUILT"  # 1: boot the packages as they are, build nothing
+
+
+def layout_from_env(environ: Mapping[str, str]) -> tuple[Layout, bool]:
+    """The layout the VM fixtures use and whether its packages are prebuilt (not to be built first)."""
+    work, packages = environ.get(ENV_WORK), environ.get(ENV_PACKAGES)
+    layout = Layout.default(work=Path(work) if work else None, packages=Path(packages) if packages else None)
+    return layout, environ.get(ENV_PREBUILT) == "1"
+
+
+def guest_packages(layout: Layout, recipes) -> list[Path]:
+    """The package files the guest image is made of, one per packaged recipe, in packages/All."""
+    return [layout.packages_all / f"{r.pkgname}.tgz" for r in recipes if r.packaged]
+
+
+def check_prebuilt(layout: Layout, recipes) -> list[Path]:
+    """The prebuilt packages of `--packages DIR`; HarnessError naming each one missing or broken."""
+    from ..package import verify_package
+
+    wanted = guest_packages(layout, recipes)
+    problems = [f"{p}: missing" for p in wanted if not p.is_file()]
+    for p in wanted:
+        if p.is_file():
+            problems += verify_package(p)
+    if problems:
+        raise HarnessError(f"--packages {layout.packages}: the input packages are not usable (nothing was "
+                           f"booted; not a verdict on the product):\n  " + "\n  ".join(problems) +
+                           f"\nBuild them (`buildtool package --packages {layout.packages}` or pkgsrc's "
+                           f"`make package`) and run again.")
+    return wanted
+
+
 def run_suite(args: argparse.Namespace, layout: Layout) -> int:
+    from ..recipe import load_all, select
+
+    prebuilt = args.packages_dir is not None
+    if prebuilt and args.control:
+        raise UsageError("--control builds its own module variants from the work tree; it cannot test "
+                         "the prebuilt packages of --packages (drop one of the two options)")
+    recipes = select(load_all(layout.root), [])
+    packages = check_prebuilt(layout, recipes) if prebuilt else guest_packages(layout, recipes)
     results = Path(args.results).resolve()
+    if args.dry_run:
+        how = ("as they are (nothing is built)" if prebuilt
+               else f"after bringing the build in {layout.work} up to date")
+        print(f"buildtool test --dry-run: would boot guests with kernel {args.kernel} and the packages "
+              f"{', '.join(str(p) for p in packages)} {how}, run "
+              f"{'the negative controls' if args.control else 'the VM scenarios'}"
+              f"{f' matching -k {args.keyword!r}' if args.keyword else ''} and write results to {results}; "
+              f"nothing was run", file=sys.stderr)
+        return 0
     results.mkdir(parents=True, exist_ok=True)
     if args.control:
         return _run_controls(args, layout, results)
-    outcome = _pytest(args, layout, results, results / "junit.xml", keyword=args.keyword)
+    outcome = _pytest(args, layout, results, results / "junit.xml", keyword=args.keyword,
+                      env={ENV_PREBUILT: "1"} if prebuilt else None)
     print(f"buildtool test: JUnit XML {outcome.junit}; console logs under {results / 'console'}",
           file=sys.stderr)
     if outcome.returncode == 5:
@@ -131,10 +191,21 @@ def _pytest(args: argparse.Namespace, layout: Layout, results: Path, junit: Path
     if keyword:
         cmd += ["-k", keyword]
     full_env = dict(os.environ, BUILDTOOL_KERNEL=args.kernel, BUILDTOOL_VM_RESULTS=str(results),
-                    BUILDTOOL_JOBS=str(args.jobs), BUILDTOOL_OFFLINE="1" if args.offline else "0")
+                    BUILDTOOL_JOBS=str(args.jobs), BUILDTOOL_OFFLINE="1" if args.offline else "0",
+                    **{ENV_WORK: str(layout.work.resolve()), ENV_PACKAGES: str(layout.packages.resolve())})
+    full_env.pop(ENV_PREBUILT, None)
     full_env.update(env or {})
     print(f"buildtool test: {' '.join(cmd)}", file=sys.stderr, flush=True)
-    rc = subprocess.call(cmd, cwd=layout.root, env=full_env)
+    proc = subprocess.Popen(cmd, cwd=layout.root, env=full_env, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=SUITE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        stop_group(proc)
+        raise HarnessError(f"the VM suite did not finish within {SUITE_TIMEOUT:.0f}s and was stopped (QEMU "
+                           f"guests included); see {junit} and the console logs under {results}") from None
+    except BaseException:
+        stop_group(proc)  # the guests go down with the suite: no QEMU left running
+        raise
     return read_junit(junit, rc)
 
 

@@ -14,6 +14,9 @@ Settings come from the environment so that `buildtool test` (which runs pytest i
                          controls of `buildtool test --control`)
   BUILDTOOL_VM_VARIANT   the name of that module set (for the logs)
   BUILDTOOL_JOBS         make jobs for the build (default: number of CPUs)
+  BUILDTOOL_WORK, BUILDTOOL_PACKAGES  the work tree and package directory (`buildtool test --work/--packages`)
+  BUILDTOOL_VM_PREBUILT  1: boot the packages in BUILDTOOL_PACKAGES as they are (e.g. pkgsrc-built); build
+                         nothing
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from pathlib import Path
 
 import pytest
 
-from buildtool.layout import Layout
 from buildtool.vm.guest import Guest, LinuxGuest
 from buildtool.vm.image import Image, ImageInputs, build_image
 from buildtool.vm.qemu import QemuTcg, SocketNic
+from buildtool.vm.suite import check_prebuilt, guest_packages, layout_from_env
 from buildtool.vm.topology import SingleGuest, TwoGuests
 
 _STARTED = time.monotonic()
@@ -70,7 +73,7 @@ def vm_image() -> Image:
     from buildtool import kmod, pipeline
     from buildtool.recipe import load_all, select
 
-    layout = Layout.default()
+    layout, prebuilt = layout_from_env(os.environ)
     profile = os.environ.get("BUILDTOOL_KERNEL", "linux-6.1")
     offline = os.environ.get("BUILDTOOL_OFFLINE") == "1"
     jobs = int(os.environ.get("BUILDTOOL_JOBS") or os.cpu_count() or 2)
@@ -78,14 +81,17 @@ def vm_image() -> Image:
     ctx = pipeline.Context(layout=layout, options=pipeline.Options(
         jobs=jobs, offline=offline, kernel=profile, through="package", progress=False))
     t0 = time.monotonic()
-    pipeline.run(ctx, recipes)
+    if prebuilt:
+        check_prebuilt(layout, recipes)
+    else:
+        pipeline.run(ctx, recipes)
     target = ctx.kernel_target or kmod.resolve_target(profile, layout, {}, offline=offline,
                                                       log=layout.work / "kernel" / "resolve.log")
     _FIGURES.record("build_check_seconds", round(time.monotonic() - t0, 2))
     modules = os.environ.get("BUILDTOOL_VM_MODULES")
     inputs = ImageInputs(
         release=target.release, vmlinuz=target.vmlinuz, modules_root=target.modules_root,
-        packages=tuple(layout.packages_all / f"{r.pkgname}.tgz" for r in recipes if r.packaged),
+        packages=tuple(guest_packages(layout, recipes)),
         our_modules=Path(modules) if modules else None,
         variant=os.environ.get("BUILDTOOL_VM_VARIANT", "ours"))
     t0 = time.monotonic()

@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             from .vm.suite import run_suite
 
             _check_kernel(args)
+            if args.kernel == "netbsd-rump":
+                from .rump.suite import run_rump_suite
+
+                return run_rump_suite(args, _layout(args))
             return run_suite(args, _layout(args))
         if args.command == "pkgsrc":
             from .pkgsrc_export import export

@@ -47,6 +47,8 @@ PROFILES: tuple[Profile, ...] = (
     Profile("netbsd-10", "netbsd", "NetBSD 10, ppp_mppe kernel module (bsd.kmodule.mk)", "10",
             modules=("ppp_mppe",), module_suffix=".kmod", sysdir_checks=_NETBSD_CHECKS,
             module_kind="module", default_sysdir="/usr/src/sys"),
+    Profile("netbsd-rump", "rump", "NetBSD's if_ppp as a rump kernel on Linux, with our ppp_mppe (test lane)",
+            "7.99", modules=("ppp_mppe",), module_suffix=" (rump component)"),
 )
 
 
@@ -63,8 +65,9 @@ class KernelFamily:
 def _families() -> dict[str, type]:
     from .linux import LinuxKernel
     from .netbsd import NetBSDKernel
+    from .rump import RumpLane
 
-    return {"linux": LinuxKernel, "netbsd": NetBSDKernel}
+    return {"linux": LinuxKernel, "netbsd": NetBSDKernel, "rump": RumpLane}
 
 
 def profile_names() -> list[str]:

@@ -1,0 +1,29 @@
+"""The netbsd-rump profile: no kernel to build modules for, but a test lane.
+
+NetBSD's own kernel PPP code (if_ppp, ppp_tty, mbufs, the module framework) built as a rump kernel, Linux
+user-space libraries, from the shared 2016 rump sources, with our ppp_mppe compiled into it from the same
+sources as the .kmod (buildtool/rump/). `buildtool test --kernel netbsd-rump` builds and runs it.
+"""
+
+from __future__ import annotations
+
+from ..errors import KernelError
+from ..kmod import KernelTarget
+from . import KernelFamily, Profile
+
+
+class RumpLane(KernelFamily):
+    @classmethod
+    def needs(cls, profile: Profile) -> list[str]:
+        return [
+            "../shared/sources/netbsd-rump-src-2016.tar.xz and buildrump.sh-2017.tar.xz (or "
+            "BUILDTOOL_RUMP_SOURCES=DIR); the rump kernel is built once into ~/.cache/buildtool/rump",
+            "run: buildtool test --kernel netbsd-rump [--control]",
+            "verified: ppp_mppe from kmod/mppe/{core,netbsd} inside NetBSD's if_ppp (2016 sources): the "
+            "PPPIOCSCOMPRESS table, register/unload rules, frames both ways with our core and the reference, "
+            "loss/reorder/corruption recovery, a 50000-byte datagram, a fuzz with DIAGNOSTIC and mbuf counts",
+        ]
+
+    def resolve(self, offline: bool = False) -> KernelTarget:
+        raise KernelError("netbsd-rump is a test lane, not a kernel to build modules for: run "
+                          "`buildtool test --kernel netbsd-rump` (and --control for its negative controls)")

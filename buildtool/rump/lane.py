@@ -87,7 +87,8 @@ def prepare(layout: Layout, sources: Path, *, variant: Path | None = None, jobs:
             kernel, component.mppe_component(mppe_root / "netbsd", mppe_root / "core"), out)
         t_components = time.monotonic()
         with_mppe = component.build_driver(kernel, [ppp, hooks, mppe], progdir / "rumpppp-mppe", log)
-        peer = component.build_peer(mppe_root, progdir / "mppe_peer", log)
+        # the peer is always the real core: a broken variant must not be checked against itself
+        peer = component.build_peer(layout.root / "kmod" / "mppe", progdir / "mppe_peer", log)
     done = time.monotonic()
     return LaneBuild(kernel, base, with_mppe, peer, missing=missing, variant=name if variant else "",
                      seconds={"rump_kernel": round(t_kernel - t0, 1),

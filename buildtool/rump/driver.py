@@ -19,6 +19,7 @@ from pathlib import Path
 from . import wire
 
 REPLY_TIMEOUT = 60.0  # seconds; replies take milliseconds, a loaded machine may stall for seconds
+SYNC_TIMEOUT = 30.0
 
 SC_CCP_OPEN, SC_CCP_UP = 0x40, 0x80
 SC_COMP_RUN, SC_DECOMP_RUN, SC_DC_ERROR, SC_DC_FERROR = 0x1000, 0x2000, 0x4000, 0x8000
@@ -133,6 +134,8 @@ class RumpPPP(_LineProcess):
         if not ready.startswith("ready "):
             raise RumpDied(f"{program}: expected '@ready pppN', got '@{ready}'")
         self.ifname = ready.split()[1]
+        self._pending: list[bytes] = []
+        self._fences = 0
 
     # pppd's side: ioctls, and packets written/read on the tty
     def set_compress(self, option: bytes, transmit: bool, length: int | None = None) -> int:
@@ -149,11 +152,37 @@ class RumpPPP(_LineProcess):
         return _rc(self.call(f"pppwrite {packet.hex()}"))
 
     def ppp_read(self) -> list[bytes]:
+        """Every packet queued for pppd (including those a sync() read on the way)."""
+        packets, self._pending = self._pending, []
         self.send("pppread")
-        packets = []
         while (line := self.reply()) != "end":
             packets.append(_hex(line, "pkt"))
         return packets
+
+    def sync(self, timeout: float = SYNC_TIMEOUT) -> None:
+        """Wait until if_ppp has processed everything written on the line so far.
+
+        ppp_tty's input queues frames for a soft interrupt, so their effect (SC_DC_ERROR, a packet for
+        pppd, a datagram) comes a moment after the write. The fence is an LCP Echo-Request, which if_ppp
+        hands to pppd in arrival order: once it is readable, every earlier frame has been through
+        ppp_inproc."""
+        self._fences += 1
+        marker = wire.ppp(0xC021, bytes([9, self._fences & 0xFF, 0, 8]) + self._fences.to_bytes(4, "big"))
+        self.deliver(marker)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.send("pppread")
+            seen = False
+            while (line := self.reply()) != "end":
+                packet = _hex(line, "pkt")
+                if packet == marker:
+                    seen = True
+                else:
+                    self._pending.append(packet)
+            if seen:
+                return
+            time.sleep(0.005)
+        raise RumpDied(f"if_ppp did not process the line's input within {timeout:.0f}s")
 
     # the line
     def wire_write(self, data: bytes) -> int:

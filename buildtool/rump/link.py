@@ -79,6 +79,7 @@ class Link:
         self.netbsd.wire_read()  # the Reset-Request on the line, read by the peer
         self.peer.reset_request_received()
         self.netbsd.deliver(wire.ccp(wire.CCP_RESETACK, self.ident))
+        self.netbsd.sync()
         self.netbsd.ppp_read()  # pppd reads the Reset-Ack
         return len(undecrypted)
 
@@ -87,6 +88,7 @@ class Link:
         if_ppp reset our compressor (the next frame is flushed)."""
         self.ident += 1
         self.netbsd.deliver(wire.ccp(wire.CCP_RESETREQ, self.ident))
+        self.netbsd.sync()
         got = self.netbsd.ppp_read()
         if not any(wire.split_ppp(p)[0] == wire.PPP_CCP for p in got):
             raise AssertionError("the peer's Reset-Request did not reach pppd")
@@ -104,6 +106,7 @@ def bring_up(netbsd: RumpPPP, peer: Peer, stateless: bool, *, tx_key: bytes = KE
     _expect(netbsd.ppp_write(wire.ccp(wire.CCP_CONFACK, 1, tx[:6])), "writing our Configure-Ack")
     netbsd.wire_read()
     _expect(netbsd.deliver(wire.ccp(wire.CCP_CONFACK, 1, rx[:6])), "the peer's Configure-Ack")
+    netbsd.sync()  # ppp_ccp must see the Configure-Ack before SC_CCP_UP is set
     netbsd.ppp_read()
     _expect(netbsd.set_flags(SC_CCP_OPEN | SC_CCP_UP), "PPPIOCSFLAGS CCP_UP")
     flags = netbsd.flags()

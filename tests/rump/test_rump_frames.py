@@ -109,6 +109,7 @@ def _deliver_and_recover(link: Link, packets: list[tuple[int, bytes]], order: li
         if i in corrupt:
             frame = bytes([frame[0] | 0x20]) + frame[1:]  # bit C: "MPPC-compressed", never valid here
         link.send_frame(frame)
+        link.netbsd.sync()
         got += received(link, 150)
         if link.netbsd.flags() & SC_DC_ERROR:
             link.pppd_resets_peer()

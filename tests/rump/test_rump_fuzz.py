@@ -83,6 +83,7 @@ def test_fuzz_malformed_frames(netbsd, core_peer, mode):
         kind, packet = malformed(rng, valid)
         kinds[kind] = kinds.get(kind, 0) + 1
         netbsd.wire_write(line_garbage(rng) if kind == "line" else wire.frame(packet))
+        netbsd.sync()
         flags = netbsd.flags()
         if flags & SC_DC_FERROR:
             fatals += 1

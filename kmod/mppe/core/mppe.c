@@ -315,15 +315,21 @@ stateless_sync(struct mppe_state *st, mppe_u32 cc)
 /*
  * Stateful: the key changes on every flushed packet (which covers flag packets
  * and Reset-Request rekeys); after a loss, also once per flag packet missed,
- * i.e. per 256-block boundary crossed (at most 15: the count is 12 bits).
+ * i.e. per 256-block boundary crossed (at most 15: the count is 12 bits and a
+ * packet more than half the count space behind is taken as late, not ahead).
+ * A late or duplicate packet is dropped without touching the state: the RC4
+ * stream has not moved, so no reset is needed.
  */
 static int
 stateful_sync(struct mppe_state *st, mppe_u32 cc, int flushed)
 {
+	mppe_u32 ahead = (cc - st->ccount) & MPPE_CCOUNT_MASK;
 	mppe_u32 expect = (st->ccount + 1) & MPPE_CCOUNT_MASK;
 	mppe_u32 blocks;
 
-	if (cc == expect && !st->discard) {
+	if (ahead == 0 || ahead > MPPE_CCOUNT_SPACE / 2)
+		return drop(st, MPPE_E_DROP);
+	if (ahead == 1 && !st->discard) {
 		if (flushed || (cc & 0xff) == 0xff)
 			rekey(st);
 		return MPPE_OK;

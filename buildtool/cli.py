@@ -42,7 +42,10 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
                    help="local kernel build tree (e.g. an unpacked linux-headers package) instead of apt")
     p.add_argument("--kernel-source", type=Path,
                    help="local kernel source tarball or tree (e.g. linux-source-6.1.tar.xz) instead of apt")
-    p.add_argument("--host", help="build host for NetBSD profiles, user@host (reached over SSH)")
+    p.add_argument("--common", type=Path,
+                   help="NetBSD common/include (default: beside --sysdir, as in a NetBSD src checkout)")
+    p.add_argument("--host", help="build host for NetBSD profiles, user@host[:port] (reached over SSH)")
+    p.add_argument("--ssh-identity", type=Path, help="private key for --host (default: ssh-agent, ~/.ssh)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +87,8 @@ def _options(args: argparse.Namespace, through: str) -> pipeline.Options:
     return pipeline.Options(
         jobs=args.jobs, dry_run=args.dry_run, verbose=args.verbose, offline=args.offline,
         progress=args.progress, kernel=args.kernel, through=through,
-        kernel_options={k: getattr(args, k) for k in ("sysdir", "kernel_dir", "kernel_source", "host")})
+        kernel_options={k: getattr(args, k) for k in ("sysdir", "common", "kernel_dir", "kernel_source", "host",
+                                                       "ssh_identity")})
 
 
 def _check_kernel(args: argparse.Namespace) -> None:

@@ -121,6 +121,6 @@ def build_modules(target: KernelTarget, recipe: Recipe, patches: list[Path], dis
         modules_root = layout.stage_prefix(recipe.name) / "lib" / "modules"
         if modules_root.exists():
             shutil.rmtree(modules_root)
-        dest = modules_root / target.release / "extra"
+        dest = family.install_dir(layout.stage_prefix(recipe.name), target)
     return family.build_modules(target, recipe, list(patches), distinfo, jobs=jobs, log_dir=log_dir,
                                 extra_patches=list(extra_patches), dest=dest)

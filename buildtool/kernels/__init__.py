@@ -41,11 +41,11 @@ PROFILES: tuple[Profile, ...] = (
     Profile("linux-6.1", "linux", "Debian 12 (bookworm) Linux 6.1, amd64 (the default)", "6.1",
             modules=("ppp_generic", "ppp_mppe"), module_suffix=".ko", meta_package="linux-image-amd64",
             flavour="amd64"),
-    Profile("netbsd-1.4.1", "netbsd", "NetBSD 1.4.1 (the historic pkgsrc target), LKM", "1.4.1",
+    Profile("netbsd-1.4.1", "netbsd-lkm", "NetBSD 1.4.1 (the historic pkgsrc target), LKM", "1.4.1",
             modules=("mppe",), module_suffix=".o", sysdir_checks=_NETBSD_CHECKS, module_kind="lkm",
             default_sysdir="/usr/src/sys"),
     Profile("netbsd-10", "netbsd", "NetBSD 10, ppp_mppe kernel module (bsd.kmodule.mk)", "10",
-            modules=("ppp_mppe",), module_suffix=".kmod", sysdir_checks=_NETBSD_CHECKS,
+            modules=("ppp_mppe",), module_suffix=".kmod", sysdir_checks=("sys/module.h", "net/if_ppp.h"),
             module_kind="module", default_sysdir="/usr/src/sys"),
     Profile("netbsd-rump", "rump", "NetBSD's if_ppp as a rump kernel on Linux, with our ppp_mppe (test lane)",
             "7.99", modules=("ppp_mppe",), module_suffix=" (rump component)"),
@@ -58,16 +58,21 @@ class KernelFamily:
     def __init__(self, profile: Profile, layout: Layout, options: dict, log: Path):
         self.profile = profile
         self.layout = layout
-        self.options = options  # --sysdir, --kernel-dir, --kernel-source, --host
+        self.options = options  # --sysdir, --common, --kernel-dir, --kernel-source, --host, --ssh-identity
         self.log = log
+
+
+    def install_dir(self, stage_prefix: Path, target) -> Path:
+        """Where the package stage holds the built modules (Linux: lib/modules/<release>/extra)."""
+        return stage_prefix / "lib" / "modules" / target.release / "extra"
 
 
 def _families() -> dict[str, type]:
     from .linux import LinuxKernel
-    from .netbsd import NetBSDKernel
+    from .netbsd import NetBSDKernel, NetBSDLKMKernel
     from .rump import RumpLane
 
-    return {"linux": LinuxKernel, "netbsd": NetBSDKernel, "rump": RumpLane}
+    return {"linux": LinuxKernel, "netbsd": NetBSDKernel, "netbsd-lkm": NetBSDLKMKernel, "rump": RumpLane}
 
 
 def profile_names() -> list[str]:

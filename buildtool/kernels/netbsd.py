@@ -1,41 +1,51 @@
-"""NetBSD kernels: a kernel source tree (--sysdir, the historic package's SYSDIR) and a NetBSD build host
-reached over SSH with fabric (--host user@host; every command sent is POSIX sh).
+"""NetBSD kernels: our ppp_mppe module built against a NetBSD kernel source tree (--sysdir), here with
+clang/lld or on a build host over SSH (--host user@host[:port], fabric, POSIX sh commands).
 
-What is implemented: the checks of what the profile needs, with errors that say how to provide it, and a
-probe of the build host (`uname -sr`). What is not: the remote module build itself. `resolve` says so
-with a KernelError once everything it can check is in place, rather than pretending to have built.
+netbsd-10 (`NetBSDKernel`): any tree with the module framework and if_ppp's compressor registry (NetBSD 7
+and later, -current). The build happens in a build root under the work tree (netbsd_build.py), never in the
+sysdir; then the checks of netbsd_checks.py. With --host the same commands run on the host: a POSIX host
+with clang and ld.lld (a cross build host), or a NetBSD host (native `make` with bsd.kmodule.mk).
+
+netbsd-1.4.1 (`NetBSDLKMKernel`): an LKM, which only a NetBSD 1.4.1 host can build (a.out objects; modern
+toolchains cannot produce them); see the class.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
+import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..distinfo import Distinfo
-from ..errors import KernelError
+from ..errors import BuildError, KernelError
+from ..fsutil import atomic_path
 from ..kmod import KernelTarget
 from ..recipe import Recipe
+from ..runner import LocalRunner, Runner, SSHRunner
 from . import KernelFamily, Profile
+from .netbsd_build import IF_PPP, MPPE_MODULE, ModulePlan, pack_inputs, plan_module, prepare_root, run_plan
+from .netbsd_checks import check_elf, check_modinfo, check_symbols
+from .netbsd_symbols import SymbolDeriver
+from .netbsd_tree import inspect_tree
 
 _HOST = re.compile(
     r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d+))?$")
 
-# POSIX sh run on the build host to identify it; prints e.g. "NetBSD 10.0"
-PROBE_COMMAND = "uname -s; uname -r"
+# POSIX sh run on the build host to tell what it is: system, release, and the cross tools if any
+PROBE_ARGV = ["sh", "-c", "uname -s; uname -r; command -v clang || echo -; command -v ld.lld || echo -"]
+HOST_TIMEOUT = 60.0
+REMOTE_BUILD_TIMEOUT = 900.0
 
 
 def parse_host(value: str) -> tuple[str, str, int | None]:
     """'user@host[:port]' -> (user, host, port); KernelError otherwise."""
     m = _HOST.match(value or "")
     if not m:
-        raise KernelError(f"--host {value!r}: expected user@host or user@host:port (an SSH login on a NetBSD "
+        raise KernelError(f"--host {value!r}: expected user@host or user@host:port (an SSH login on a "
                           f"build host)")
-    return m["user"], m["host"], int(m["port"]) if m["port"] else None
-
-
-def missing_sysdir_files(profile: Profile, sysdir: Path) -> list[str]:
-    return [rel for rel in profile.sysdir_checks if not (sysdir / rel).is_file()]
+    return m["user"], m["host"].strip("[]"), int(m["port"]) if m["port"] else None
 
 
 def release_matches(profile: Profile, uname_r: str) -> bool:
@@ -43,76 +53,237 @@ def release_matches(profile: Profile, uname_r: str) -> bool:
     return uname_r == profile.version or uname_r.startswith(profile.version + ".")
 
 
+@dataclass(frozen=True)
+class HostInfo:
+    system: str  # `uname -s`
+    release: str  # `uname -r`
+    kind: str  # "netbsd" (native make) or "cross" (POSIX with clang + ld.lld)
+
+
+def probe_host(runner: Runner, host: str, log: Path) -> HostInfo:
+    res = runner.run(PROBE_ARGV, log=log, timeout=HOST_TIMEOUT, what=f"probing the build host {host}",
+                     check=False)
+    words = res.stdout.split()
+    if res.returncode != 0 or len(words) < 4:
+        raise KernelError(f"--host {host}: the probe `{PROBE_ARGV[-1]}` failed (exit status {res.returncode}, "
+                          f"output {res.stdout.strip()!r})")
+    system, release, clang, lld = words[:4]
+    if system == "NetBSD":
+        return HostInfo(system, release, "netbsd")
+    if clang != "-" and lld != "-":
+        return HostInfo(system, release, "cross")
+    raise KernelError(f"--host {host} is {system} {release} without clang and ld.lld: a build host is either "
+                      f"NetBSD (native make) or a POSIX host with the cross toolchain (Debian: apt-get install "
+                      f"clang lld)")
+
+
+def ssh_runner(host: str, identity: str | None) -> SSHRunner:
+    user, name, port = parse_host(host)
+    return SSHRunner(user, name, port, identity=Path(identity) if identity else None)
+
+
 class NetBSDKernel(KernelFamily):
-    """A NetBSD kernel profile: a source tree plus an SSH build host."""
+    """netbsd-10: ppp_mppe.kmod for NetBSD 7 and later, built here or on a build host."""
 
     @classmethod
     def needs(cls, profile: Profile) -> list[str]:
-        p = profile
-        checks = ", ".join(f"${{SYSDIR}}/{c}" for c in p.sysdir_checks)
-        kind = ("an LKM loaded with modload (the kernel needs `options LKM`)" if p.module_kind == "lkm"
-                else "a kernel module (ppp_mppe.kmod, bsd.kmodule.mk) that if_ppp autoloads for option 18")
         return [
-            f"--sysdir DIR: a NetBSD {p.version} kernel source tree (e.g. {p.default_sysdir}); "
-            f"checked: {checks}",
-            f"--host user@host: a NetBSD {p.version} build host reached over SSH (fabric; POSIX sh commands)",
-            f"builds {kind}",
-            "status: the checks and the host probe are implemented; the remote build is not yet",
+            "--sysdir DIR: a NetBSD src/sys tree of NetBSD 7 or later (module framework and if_ppp's "
+            "ppp_register_compressor); --common DIR for common/include unless it sits beside sys/",
+            "here: clang, lld, llvm (x86_64-unknown-netbsd, flags of bsd.kmodule.mk), or --host user@host[:port] "
+            "(SSH, fabric; --ssh-identity KEY): a POSIX host with clang and ld.lld, or a NetBSD host (native make)",
+            "builds ppp_mppe.kmod (and if_ppp.kmod from the same tree for the checks) in the work tree; the "
+            "sysdir is only read",
+            "verified here: the build from the shared NetBSD 10.99.12 sys tarball, locally and over SSH to a "
+            "loopback OpenSSH server acting as a POSIX cross build host; ELF64 relocatable x86-64; modinfo "
+            "ppp_mppe requires if_ppp; compile-time asserts on CCP_MAX_OPTION_LENGTH and struct compressor; "
+            "every undefined symbol defined by if_ppp.kmod or by kernel sources of the same tree",
+            "not verified: loading into a running NetBSD kernel, traffic through it, and the native-NetBSD "
+            "--host branch (no NetBSD system can run here)",
         ]
 
-    def check(self) -> tuple[Path, str]:
-        """The sysdir and host, validated; KernelError naming everything that is missing."""
+    # --- options --------------------------------------------------------------------------------------
+    def _sysdir(self) -> Path:
+        sysdir = self.options.get("sysdir")
+        if not sysdir:
+            raise KernelError(f"{self.profile.name} needs --sysdir DIR (a NetBSD src/sys tree, e.g. "
+                              f"{self.profile.default_sysdir}); see `buildtool kernels`")
+        return Path(sysdir)
+
+    def resolve(self, offline: bool = False) -> KernelTarget:
+        tree = inspect_tree(self._sysdir(), self.options.get("common"))
+        host = self.options.get("host")
+        kind = "local"
+        if host:
+            if offline:
+                raise KernelError(f"{self.profile.name}: --offline cannot reach the build host {host}")
+            with ssh_runner(host, self.options.get("ssh_identity")) as runner:
+                kind = probe_host(runner, host, self.log).kind
+        else:
+            from .. import hosttools
+
+            hosttools.require("clang", "ld.lld")
+        return KernelTarget(
+            profile=self.profile.name, release=tree.release, abi=str(tree.version_number), package_version="",
+            vmlinuz=Path("/dev/null"), modules_root=Path("/dev/null"), build_dir=tree.sysdir,
+            source_dir=tree.sysdir, vermagic="",
+            packages={"sysdir": str(tree.sysdir), "common": str(tree.common), "host": host or "",
+                      "host_kind": kind, "ssh_identity": str(self.options.get("ssh_identity") or "")},
+            compiler="clang", modules=self.profile.modules)
+
+    # --- building --------------------------------------------------------------------------------------
+    def install_dir(self, stage_prefix: Path, target: KernelTarget) -> Path:
+        return stage_prefix / "lib" / "modules" / target.release / MPPE_MODULE
+
+    def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
+                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:
+        # patches/extra_patches are the Linux kernel series: nothing in them applies to a NetBSD tree
+        work = self.layout.pkg_work(recipe.name) / "kmod" / self.profile.name
+        result = build_and_check(target, self.layout.root / "kmod" / "mppe", work, self.layout.cache,
+                                 log_dir / "kmod.log")
+        dest.mkdir(parents=True, exist_ok=True)
+        out = dest / result.kmod.name
+        with atomic_path(out) as tmp:
+            shutil.copyfile(result.kmod, tmp)
+            tmp.chmod(0o444)
+        return [out]
+
+
+@dataclass
+class BuildResult:
+    kmod: Path
+    if_ppp: Path
+    seconds: float
+    where: str
+    report: object  # netbsd_checks.SymbolReport
+
+    def figures(self) -> str:
+        return (f"{self.kmod.name}: built {self.where} in {self.seconds:.1f}s, {self.kmod.stat().st_size} "
+                f"bytes; {self.report.summary()}")
+
+
+def build_and_check(target: KernelTarget, mppe_sources: Path, work: Path, cache: Path, log: Path,
+                    module_sources: Path | None = None) -> BuildResult:
+    """Build if_ppp.kmod and ppp_mppe.kmod for `target` in `work`, run every check, return the figures.
+    `module_sources` replaces kmod/mppe/netbsd (the negative controls use a modified copy)."""
+    tree = inspect_tree(Path(target.packages["sysdir"]), Path(target.packages["common"]))
+    root = work / "root"
+    prepare_root(root, tree, mppe_sources, glue=module_sources)
+    plans = [plan_module(root, IF_PPP), plan_module(root, MPPE_MODULE)]
+    host = target.packages.get("host") or ""
+    t0 = time.monotonic()
+    if host:
+        with ssh_runner(host, target.packages.get("ssh_identity") or None) as runner:
+            kind = target.packages.get("host_kind", "cross")
+            remote_build(runner, root, plans, work, log, native=kind == "netbsd")
+        where = f"on {host} ({target.packages.get('host_kind')})"
+    else:
+        runner = LocalRunner()
+        for plan in plans:
+            run_plan(runner, plan, str(root / "modules" / plan.name), log)
+        where = "locally"
+    seconds = time.monotonic() - t0
+    kmod = root / "modules" / MPPE_MODULE / plans[1].kmod
+    if_ppp = root / "modules" / IF_PPP / plans[0].kmod
+    for path in (kmod, if_ppp):
+        if not path.is_file():
+            raise KernelError(f"the build finished but did not produce {path}; see {log}")
+        check_elf(path)
+    check_modinfo(kmod, MPPE_MODULE, IF_PPP)
+    report = check_symbols(kmod, if_ppp, SymbolDeriver(tree, work / "kernel-symbols", cache, log))
+    result = BuildResult(kmod, if_ppp, seconds, where, report)
+    with log.open("a") as f:
+        f.write(f"\n{result.figures()}\nkernel symbols: "
+                + ", ".join(f"{s} ({src})" for s, src in report.from_kernel.items()) + "\n")
+    return result
+
+
+def remote_build(runner: SSHRunner, root: Path, plans: list[ModulePlan], work: Path, log: Path, *,
+                 native: bool) -> None:
+    """Copy the build root's inputs to a temporary folder on the host, build there, copy the .kmod back."""
+    bundle = work / "inputs.tar.gz"
+    pack_inputs(root, plans, bundle)
+    res = runner.run(["mktemp", "-d", "/tmp/buildtool-netbsd.XXXXXX"], log=log, timeout=HOST_TIMEOUT,
+                     what="making a build folder on the host")
+    remote = res.stdout.strip().splitlines()[-1]
+    try:
+        runner.put(bundle, f"{remote}/inputs.tar.gz")
+        runner.run(["sh", "-c", 'gzip -dc inputs.tar.gz | tar -xf - && rm inputs.tar.gz'], cwd=remote, log=log,
+                   timeout=REMOTE_BUILD_TIMEOUT, what="unpacking the sources on the host")
+        for plan in plans:
+            moddir = f"{remote}/modules/{plan.name}"
+            if native:
+                runner.run(["make", f"S={remote}/sys", f"NETBSDSRCDIR={remote}", "USETOOLS=no"], cwd=moddir,
+                           log=log, timeout=REMOTE_BUILD_TIMEOUT, what=f"make {plan.kmod} on the host")
+            else:
+                run_plan(runner, plan, moddir, log)
+            runner.get(f"{moddir}/{plan.kmod}", root / "modules" / plan.name / plan.kmod)
+    finally:
+        try:
+            runner.run(["rm", "-rf", remote], log=log, timeout=HOST_TIMEOUT, what="removing the build folder",
+                       check=False)
+        except BuildError:
+            pass  # the connection is gone; the folder is under /tmp on the host
+
+
+class NetBSDLKMKernel(NetBSDKernel):
+    """netbsd-1.4.1: the LKM (kmod/mppe/netbsd14), built natively on a NetBSD 1.4.1 host.
+
+    Only the host can build it (bsd.kmod.mk, gcc 2.91 producing a.out, modload against its /netbsd). The
+    sources are copied to a temporary folder on the host; the profile's patch raises
+    CCP_MAX_OPTION_LENGTH in the host's ${SYSDIR}/net/ppp-comp.h from 32 to 64 when it is still 32, as the
+    1999 package did, and the kernel must then be rebuilt.
+    """
+
+    @classmethod
+    def needs(cls, profile: Profile) -> list[str]:
+        return [
+            f"--host user@host: a NetBSD {profile.version} build host reached over SSH (fabric; POSIX sh "
+            f"commands); the LKM is built there with bsd.kmod.mk (a.out objects no modern toolchain makes)",
+            f"--sysdir DIR: the kernel source tree on that host (e.g. {profile.default_sysdir}); checked: "
+            + ", ".join(f"${{SYSDIR}}/{c}" for c in profile.sysdir_checks),
+            "patches the host's ${SYSDIR}/net/ppp-comp.h: CCP_MAX_OPTION_LENGTH 32 -> 64 (the kernel must be "
+            "rebuilt with it, `options LKM`, then `modload -e mppe_lkmentry -o mppe mppe.o`)",
+            "verified here: the LKM glue and the core compile as C89 (gcc -std=c89 -pedantic -Werror) against "
+            "a model of 1.4.1's interfaces written from KERNELS.md, not against 1.4.1's headers",
+            "not verified: anything on a NetBSD 1.4.1 host (none can run here): the build, the patch, loading",
+        ]
+
+    def resolve(self, offline: bool = False) -> KernelTarget:
         p = self.profile
         sysdir, host = self.options.get("sysdir"), self.options.get("host")
         problems = []
         if not sysdir:
-            problems.append(f"--sysdir {p.default_sysdir} (a NetBSD {p.version} kernel source tree)")
+            problems.append(f"--sysdir {p.default_sysdir} (the kernel source tree on the NetBSD {p.version} "
+                            f"host)")
         if not host:
             problems.append(f"--host user@host (a NetBSD {p.version} build host reachable over SSH)")
         if problems:
             raise KernelError(f"{p.name} needs " + " and ".join(problems) + "; see `buildtool kernels`")
-        sysdir = Path(sysdir)
-        if not sysdir.is_dir():
-            raise KernelError(f"--sysdir {sysdir}: no such directory (a NetBSD {p.version} kernel source "
-                              f"tree, e.g. {p.default_sysdir})")
-        missing = missing_sysdir_files(p, sysdir)
-        if missing:
-            raise KernelError(
-                f"--sysdir {sysdir} is not a NetBSD {p.version} kernel source tree: missing "
-                f"{', '.join(str(sysdir / m) for m in missing)} (the historic package checked "
-                f"${{SYSDIR}}/lib/libkern/libkern.h; the MPPE option length lives in sys/net/ppp-comp.h)")
         parse_host(host)
-        return sysdir, host
-
-    def probe_host(self, host: str) -> str:
-        """`uname -sr` on the build host over SSH; KernelError unless it is the profile's NetBSD release."""
-        import fabric  # imported here: only NetBSD profiles need it
-
-        user, name, port = parse_host(host)
-        try:
-            with fabric.Connection(name, user=user, port=port, connect_timeout=20) as conn:
-                result = conn.run(PROBE_COMMAND, hide=True, warn=True, in_stream=False)
-        except Exception as e:  # paramiko/socket errors have no common base worth naming
-            raise KernelError(f"--host {host}: cannot run `{PROBE_COMMAND}` over SSH: {e}") from None
-        words = result.stdout.split()
-        if result.exited != 0 or len(words) < 2 or words[0] != "NetBSD":
-            raise KernelError(f"--host {host} is not a NetBSD host (`{PROBE_COMMAND}` printed "
-                              f"{shlex.quote(result.stdout.strip())}, exit status {result.exited})")
-        if not release_matches(self.profile, words[1]):
-            raise KernelError(f"--host {host} runs NetBSD {words[1]}, the profile {self.profile.name} wants "
-                              f"NetBSD {self.profile.version}")
-        return words[1]
-
-    def resolve(self, offline: bool = False) -> KernelTarget:
-        sysdir, host = self.check()
         if offline:
-            raise KernelError(f"{self.profile.name}: --offline cannot reach the build host {host}")
-        release = self.probe_host(host)
-        raise KernelError(
-            f"{self.profile.name}: the sysdir {sysdir} and the build host {host} (NetBSD {release}) are in "
-            f"place, but building the MPPE module on a NetBSD host is not implemented yet.\n"
-            f"Build userland only with --kernel none, or use the default profile linux-6.1.")
+            raise KernelError(f"{p.name}: --offline cannot reach the build host {host}")
+        with ssh_runner(host, self.options.get("ssh_identity")) as runner:
+            info = probe_host(runner, host, self.log)
+            if info.system != "NetBSD" or not release_matches(p, info.release):
+                raise KernelError(f"--host {host} runs {info.system} {info.release}; the profile {p.name} "
+                                  f"builds only on NetBSD {p.version} (its LKMs are a.out objects)")
+            checks = " && ".join(f"test -f {sysdir}/{c}" for c in p.sysdir_checks)
+            res = runner.run(["sh", "-c", checks], log=self.log, timeout=HOST_TIMEOUT, check=False,
+                             what="checking the host's SYSDIR")
+            if res.returncode != 0:
+                raise KernelError(f"--sysdir {sysdir} on {host} is not a NetBSD {p.version} kernel source "
+                                  f"tree: it lacks one of " + ", ".join(f"{sysdir}/{c}" for c in p.sysdir_checks)
+                                  + " (the historic package checked ${SYSDIR}/lib/libkern/libkern.h)")
+        return KernelTarget(
+            profile=p.name, release=info.release, abi="", package_version="", vmlinuz=Path("/dev/null"),
+            modules_root=Path("/dev/null"), build_dir=Path(sysdir), source_dir=Path(sysdir), vermagic="",
+            packages={"sysdir": sysdir, "host": host, "host_kind": "netbsd",
+                      "ssh_identity": str(self.options.get("ssh_identity") or "")},
+            compiler="cc", modules=p.modules)
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
                       jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:
-        raise KernelError(f"{self.profile.name}: building modules on a NetBSD host is not implemented yet")
+        from .netbsd_lkm import build_lkm
+
+        return build_lkm(target, self.layout, recipe, log_dir / "kmod.log", dest)

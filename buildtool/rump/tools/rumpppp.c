@@ -277,7 +277,7 @@ static int parse_ipv4(const char *s, uint32_t *out)
     return 0;
 }
 
-static void sin(struct nb_sockaddr_in *sa, uint32_t addr, unsigned port)
+static void set_sin(struct nb_sockaddr_in *sa, uint32_t addr, unsigned port)
 {
     memset(sa, 0, sizeof *sa);
     sa->sin_len = sizeof *sa;
@@ -302,19 +302,19 @@ static void cmd_ifup(char *local, char *peer, char *mtu)
         return;
     }
     memset(&ifra, 0, sizeof ifra);
-    strncpy(ifra.name, ifname, sizeof ifra.name - 1);
-    sin(&ifra.addr, la, 0);
-    sin(&ifra.dstaddr, pa, 0);
-    sin(&ifra.mask, htobe32(0xffffffffu), 0);
+    memcpy(ifra.name, ifname, sizeof ifra.name);
+    set_sin(&ifra.addr, la, 0);
+    set_sin(&ifra.dstaddr, pa, 0);
+    set_sin(&ifra.mask, htobe32(0xffffffffu), 0);
     if (rump_sys_ioctl(s, NB_SIOCAIFADDR, &ifra) < 0)
         goto fail;
     memset(&ifr, 0, sizeof ifr);
-    strncpy(ifr.name, ifname, sizeof ifr.name - 1);
+    memcpy(ifr.name, ifname, sizeof ifr.name);
     ifr.u.mtu = atoi(mtu);
     if (rump_sys_ioctl(s, NB_SIOCSIFMTU, &ifr) < 0)
         goto fail;
     memset(&ifr, 0, sizeof ifr);
-    strncpy(ifr.name, ifname, sizeof ifr.name - 1);
+    memcpy(ifr.name, ifname, sizeof ifr.name);
     if (rump_sys_ioctl(s, NB_SIOCGIFFLAGS, &ifr) < 0)
         goto fail;
     ifr.u.flags |= NB_IFF_UP;
@@ -340,7 +340,7 @@ static void cmd_udpbind(char *port)
     }
     rump_sys_setsockopt(udp_fd, NB_SOL_SOCKET, NB_SO_SNDBUF, &big, sizeof big);
     rump_sys_setsockopt(udp_fd, NB_SOL_SOCKET, NB_SO_RCVBUF, &big, sizeof big);
-    sin(&sa, 0, (unsigned)atoi(port ? port : "0"));
+    set_sin(&sa, 0, (unsigned)atoi(port ? port : "0"));
     reply_rc(rump_sys_bind(udp_fd, (void *)&sa, sizeof sa));
 }
 
@@ -361,7 +361,7 @@ static void cmd_udpsend(char *dst, char *port, char *len, char *seed, unsigned c
     }
     for (i = 0; i < n; i++)
         buf[i] = pattern(sd, i);
-    sin(&sa, da, (unsigned)atoi(port ? port : "0"));
+    set_sin(&sa, da, (unsigned)atoi(port ? port : "0"));
     reply_rc(rump_sys_sendto(udp_fd, buf, n, 0, (void *)&sa, sizeof sa) < 0 ? -1 : 0);
 }
 

@@ -12,38 +12,20 @@ the environment so that `buildtool test --kernel netbsd-rump` (pytest in a subpr
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from rump_support import ROOT, record, results_dir, save_figures
 
 from buildtool.layout import Layout
 from buildtool.rump.driver import CorePeer, RumpPPP
 from buildtool.rump.kernel import missing_tarballs
 from buildtool.rump.lane import LaneBuild, default_sources, prepare
 
-ROOT = Path(__file__).resolve().parents[2]
-_FIGURES: dict[str, object] = {}
-
-
-def results_dir() -> Path:
-    return Path(os.environ.get("BUILDTOOL_VM_RESULTS", ROOT / "results")).resolve() / "rump"
-
-
-def record(name: str, value: object) -> None:
-    """A figure of the lane (printed, and saved to results/rump/figures.json at the end)."""
-    _FIGURES[name] = value
-    print(f"figure: {name} = {value}", file=sys.stderr)
-
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    if _FIGURES:
-        path = results_dir() / "figures.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        old = json.loads(path.read_text()) if path.exists() else {}
-        path.write_text(json.dumps({**old, **_FIGURES}, indent=2, sort_keys=True, default=str) + "\n")
+    save_figures()
 
 
 @pytest.fixture(scope="session")

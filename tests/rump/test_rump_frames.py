@@ -13,13 +13,12 @@ a datagram that arrives must always be the one that was sent.
 from __future__ import annotations
 
 import pytest
+from rump_peers import CoreSide, ReferenceSide
+from rump_support import record
 
 from buildtool.rump import wire
 from buildtool.rump.driver import SC_DC_ERROR, SC_DC_FERROR
 from buildtool.rump.link import Link, bring_up
-
-from .conftest import record
-from .peers import CoreSide, ReferenceSide
 
 pytestmark = [pytest.mark.integration, pytest.mark.rump]
 

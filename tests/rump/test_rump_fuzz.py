@@ -16,14 +16,13 @@ import random
 import time
 
 import pytest
+from rump_peers import CoreSide
+from rump_support import record
+from test_rump_frames import LOCAL, MTU, PEER, PORT, peer_packet, received
 
 from buildtool.rump import wire
 from buildtool.rump.driver import SC_DC_ERROR, SC_DC_FERROR
 from buildtool.rump.link import bring_up
-
-from .conftest import record
-from .peers import CoreSide
-from .test_rump_frames import LOCAL, MTU, PEER, PORT, peer_packet, received
 
 pytestmark = [pytest.mark.integration, pytest.mark.rump]
 

@@ -8,11 +8,10 @@ columns; the controls (BSD-Compress, Deflate, an unknown option) must not.
 from __future__ import annotations
 
 import pytest
+from rump_support import record
 
 from buildtool.rump.driver import NB_ERRNO, SC_CCP_OPEN
 from buildtool.rump.link import KEY_A, mppe_option
-
-from .conftest import record
 
 pytestmark = [pytest.mark.integration, pytest.mark.rump]
 

@@ -331,15 +331,14 @@ fail:
 static void cmd_udpbind(char *port)
 {
     struct nb_sockaddr_in sa;
-    int big = 256 * 1024;
+    int big = 128 * 1024; /* room for a 50000-byte datagram; below sb_max's limit */
     if (udp_fd < 0)
         udp_fd = rump_sys_socket(NB_AF_INET, NB_SOCK_DGRAM, 0);
-    if (udp_fd < 0) {
+    if (udp_fd < 0 || rump_sys_setsockopt(udp_fd, NB_SOL_SOCKET, NB_SO_SNDBUF, &big, sizeof big) < 0 ||
+        rump_sys_setsockopt(udp_fd, NB_SOL_SOCKET, NB_SO_RCVBUF, &big, sizeof big) < 0) {
         reply_rc(-1);
         return;
     }
-    rump_sys_setsockopt(udp_fd, NB_SOL_SOCKET, NB_SO_SNDBUF, &big, sizeof big);
-    rump_sys_setsockopt(udp_fd, NB_SOL_SOCKET, NB_SO_RCVBUF, &big, sizeof big);
     set_sin(&sa, 0, (unsigned)atoi(port ? port : "0"));
     reply_rc(rump_sys_bind(udp_fd, (void *)&sa, sizeof sa));
 }

@@ -73,8 +73,8 @@ class Link:
     def pppd_resets_peer(self) -> int:
         """pppd's answer to a decompression error: a Reset-Request to the peer, whose compressor flushes and
         acks; the ack reaches if_ppp. Returns how many packets went up to pppd undecrypted meanwhile."""
-        undecrypted = [p for p in self.netbsd.ppp_read() if wire.split_ppp(p)[0] == wire.PPP_COMP]
-        self.ident += 1
+        undecrypted = [p for p in self.netbsd.ppp_read() if wire.protocol_of(p) == wire.PPP_COMP]
+        self.ident = (self.ident + 1) & 0xFF
         self.netbsd.ppp_write(wire.ccp(wire.CCP_RESETREQ, self.ident))
         self.netbsd.wire_read()  # the Reset-Request on the line, read by the peer
         self.peer.reset_request_received()
@@ -86,11 +86,11 @@ class Link:
     def peer_resets_netbsd(self) -> None:
         """The peer lost sync: its Reset-Request goes up to pppd, which answers with a Reset-Ack that makes
         if_ppp reset our compressor (the next frame is flushed)."""
-        self.ident += 1
+        self.ident = (self.ident + 1) & 0xFF
         self.netbsd.deliver(wire.ccp(wire.CCP_RESETREQ, self.ident))
         self.netbsd.sync()
         got = self.netbsd.ppp_read()
-        if not any(wire.split_ppp(p)[0] == wire.PPP_CCP for p in got):
+        if not any(wire.protocol_of(p) == wire.PPP_CCP for p in got):
             raise AssertionError("the peer's Reset-Request did not reach pppd")
         self.netbsd.ppp_write(wire.ccp(wire.CCP_RESETACK, self.ident))
         self.netbsd.wire_read()

@@ -81,6 +81,15 @@ def split_ppp(packet: bytes) -> tuple[int, bytes]:
     return struct.unpack(">H", packet[2:4])[0], packet[4:]
 
 
+def protocol_of(packet: bytes) -> int | None:
+    """The protocol of a packet pppd read, or None for one that is too short or malformed (a fuzzed frame
+    that if_ppp passed up as it came, e.g. with a one-byte protocol field)."""
+    try:
+        return split_ppp(packet)[0]
+    except ValueError:
+        return None
+
+
 def ccp(code: int, ident: int, options: bytes = b"") -> bytes:
     return ppp(PPP_CCP, struct.pack(">BBH", code, ident, 4 + len(options)) + options)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pytest
 
-from buildtool.errors import KernelError
+from buildtool.errors import ExtractError, KernelError, PhaseError
 from buildtool.rump import kernel, wire
 from buildtool.rump.component import kmod_sources_of
 
@@ -78,3 +79,41 @@ def test_a_finished_build_is_reused_without_building(tmp_path: Path):
     out = io.StringIO()
     assert kernel.ensure_rump_kernel(tmp_path, tmp_path / "cache", out=out).root == root
     assert out.getvalue() == ""
+
+
+def test_build_progress_lines_and_failure(tmp_path: Path):
+    script = tmp_path / "build.sh"
+    script.write_text("#!/bin/sh\necho '>> building tools'\n"
+                      "for i in 1 2 3; do echo '#   compile  x.o'; done\n"
+                      "echo 'cc -O2 -c a.c -o a.o'\necho boom >&2\nexit 3\n")
+    script.chmod(0o755)
+    out = io.StringIO()
+    with pytest.raises(PhaseError, match="failed with exit status 3") as e:
+        kernel._run_with_progress([str(script)], tmp_path / "log", {}, tmp_path, out)
+    assert "rump: building tools" in out.getvalue()
+    assert "boom" in str(e.value) and "full log:" in str(e.value)
+
+
+def test_build_watchdog_ends_a_silent_build_and_its_children(tmp_path: Path):
+    pidfile = tmp_path / "child.pid"
+    script = tmp_path / "build.sh"
+    script.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {pidfile}\nwait\n")
+    script.chmod(0o755)
+    with pytest.raises(PhaseError, match="longer than 1s"):
+        kernel._run_with_progress([str(script)], tmp_path / "log", {}, tmp_path, io.StringIO(), timeout=1)
+    child = int(pidfile.read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+
+
+def test_an_unfinished_build_is_removed_before_building_again(tmp_path: Path):
+    for name in kernel.TARBALLS:
+        (tmp_path / name).write_bytes(b"not an xz archive")
+    root = tmp_path / "cache" / "rump" / kernel.cache_key(tmp_path)
+    (root / "src-netbsd").mkdir(parents=True)
+    (root / "src-netbsd" / "stale").write_text("left by a killed run")
+    out = io.StringIO()
+    with pytest.raises(ExtractError, match=kernel.RUMP_SRC_TARBALL):
+        kernel.ensure_rump_kernel(tmp_path, tmp_path / "cache", out=out)
+    assert "removing the unfinished build" in out.getvalue()
+    assert not (root / "src-netbsd" / "stale").exists() and not (root / "COMPLETE").exists()

@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -159,15 +160,24 @@ def _is_compile(line: str) -> bool:
     return (line.startswith("#") and "compile" in line) or (" -c " in line and line.endswith(".o"))
 
 
-def _run_with_progress(cmd: list[str], log: Path, env: dict[str, str], cwd: Path, out) -> None:
-    """Run the build into `log`, echoing buildrump.sh's '>>' stage lines and a count of compiled files."""
+def _run_with_progress(cmd: list[str], log: Path, env: dict[str, str], cwd: Path, out,
+                       timeout: float = BUILD_TIMEOUT) -> None:
+    """Run the build into `log`, echoing buildrump.sh's '>>' stage lines and a count of compiled files.
+    A watchdog ends the whole process group after `timeout` seconds, whether it prints or not."""
     full_env = dict(os.environ, LC_ALL="C", **env)
-    deadline = time.monotonic() + BUILD_TIMEOUT
     compiled = 0
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        _end_group(proc)
+
     with log.open("ab") as f:
         f.write(("$ " + " ".join(cmd) + "\n").encode())
         proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+        watchdog = threading.Timer(timeout, expire)
+        watchdog.start()
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
@@ -179,18 +189,27 @@ def _run_with_progress(cmd: list[str], log: Path, env: dict[str, str], cwd: Path
                     compiled += 1
                     if compiled % 250 == 0:
                         print(f"rump: {compiled} files compiled", file=out, flush=True)
-                if time.monotonic() > deadline:
-                    raise PhaseError(f"rump kernel build took longer than {BUILD_TIMEOUT}s; stopped it",
-                                     command=cmd, log=log, tail=log_tail(log))
             rc = proc.wait(timeout=60)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            watchdog.cancel()
+            _end_group(proc)
+    if timed_out.is_set():
+        raise PhaseError(f"rump kernel build took longer than {timeout:.0f}s; stopped it", command=cmd,
+                         log=log, tail=log_tail(log))
     if rc != 0:
         raise PhaseError(f"rump kernel build failed with exit status {rc}", command=cmd, log=log,
                          tail=log_tail(log))
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """Stop the build and every child it started (make -j, compilers): TERM, then KILL."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass

@@ -74,6 +74,7 @@ def prepare(layout: Layout, sources: Path, *, variant: Path | None = None, jobs:
     kernel = ensure_rump_kernel(sources, layout.cache, jobs=jobs, out=out)
     t_kernel = time.monotonic()
     ppp = component.build_component(kernel, component.ppp_component(kernel, layout.root), out)
+    _check_diagnostic(ppp)
     hooks = component.build_component(kernel, component.hooks_component(layout.root), out)
     name = variant.stem if variant else "default"
     progdir = layout.work / "rump" / "programs" / name
@@ -94,3 +95,11 @@ def prepare(layout: Layout, sources: Path, *, variant: Path | None = None, jobs:
                      seconds={"rump_kernel": round(t_kernel - t0, 1),
                               "components": round(t_components - t_kernel, 1),
                               "programs": round(done - t_components, 1)})
+
+
+def _check_diagnostic(ppp: component.BuiltComponent) -> None:
+    """The survival scenarios rely on DIAGNOSTIC (KASSERTs panic): make sure our components got it."""
+    log = ppp.folder / "build.log"
+    if "-DDIAGNOSTIC" not in log.read_text(errors="replace"):
+        raise KernelError(f"{log}: the PPP component was compiled without -DDIAGNOSTIC; the rump kernel "
+                          f"must be built without buildrump.sh's -r (release) for the lane's KASSERTs to be on")

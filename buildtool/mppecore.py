@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,3 +254,84 @@ class Endpoint:
 
     def wipe(self) -> None:
         self.core.lib.mppe_wipe(self.state)
+
+
+# --- fuzzing (libFuzzer + ASan + UBSan, Debian's clang) -----------------------------------------------
+
+SANITIZE = ("-g", "-O1", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all")
+
+
+def fuzzer_build(defines: tuple[str, ...] = ()) -> NativeBuild:
+    """The libFuzzer binary over the decompress path; `defines` e.g. a negative control."""
+    return NativeBuild(name="mppe-fuzz", cc="clang", std="c99", shared=False, defines=defines,
+                       flags=(*SANITIZE, "-fsanitize=fuzzer,address,undefined"),
+                       extra_sources=(FUZZ / "fuzz_decompress.c",))
+
+
+def sweep_build(defines: tuple[str, ...] = ()) -> NativeBuild:
+    """The same harness driven over every length 0..65535 once, without libFuzzer."""
+    return NativeBuild(name="mppe-sweep", cc="clang", std="c99", shared=False, defines=defines,
+                       flags=(*SANITIZE, "-fsanitize=address,undefined"),
+                       extra_sources=(FUZZ / "fuzz_decompress.c", FUZZ / "sweep_main.c"))
+
+
+@dataclass
+class FuzzRun:
+    """What one bounded libFuzzer run reported."""
+
+    returncode: int
+    execs: int
+    execs_per_s: int
+    coverage: int
+    features: int
+    corpus_units: int
+    seconds: float
+    output: str
+
+    @property
+    def found_bug(self) -> bool:
+        return self.returncode != 0
+
+    def report(self) -> str:
+        """The sanitizer's or libFuzzer's own report, for an assertion message."""
+        lines = self.output.splitlines()
+        start = next((i for i, ln in enumerate(lines) if "ERROR:" in ln or "runtime error" in ln), 0)
+        return "\n".join(lines[start:start + 40])
+
+
+def _last_int(text: str, key: str) -> int:
+    found = re.findall(rf"{re.escape(key)}\s*(\d+)", text)
+    return int(found[-1]) if found else 0
+
+
+def run_fuzzer(binary: Path, corpus: Path, artifacts: Path, *, runs: int, max_total_time: int,
+               max_len: int = 65535, timeout: int | None = None, extra: tuple[str, ...] = ()) -> FuzzRun:
+    """Run libFuzzer once, bounded by runs and time; crash files go to `artifacts`, never the tree."""
+    corpus.mkdir(parents=True, exist_ok=True)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    argv = [str(binary), f"-runs={runs}", f"-max_total_time={max_total_time}", f"-max_len={max_len}",
+            "-print_final_stats=1", "-detect_leaks=1", f"-artifact_prefix={artifacts}/", *extra, str(corpus)]
+    env = dict(os.environ, ASAN_OPTIONS="abort_on_error=0:detect_leaks=1",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    t0 = time.monotonic()
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout or max_total_time + 120,
+                             check=False, env=env, cwd=artifacts)
+    except subprocess.TimeoutExpired as e:
+        raise PhaseError(f"libFuzzer overran its {max_total_time} s budget by more than 120 s",
+                         command=argv) from e
+    out = res.stdout + res.stderr
+    return FuzzRun(returncode=res.returncode, execs=_last_int(out, "stat::number_of_executed_units:"),
+                   execs_per_s=_last_int(out, "stat::average_exec_per_sec:"), coverage=_last_int(out, "cov:"),
+                   features=_last_int(out, "ft:"), corpus_units=_last_int(out, "corp:"),
+                   seconds=time.monotonic() - t0, output=out)
+
+
+def run_sweep(binary: Path, last: int = 65535, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Every length 0..last once through the sanitized harness."""
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1", UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    try:
+        return subprocess.run([str(binary), str(last)], capture_output=True, text=True, timeout=timeout,
+                              check=False, env=env)
+    except subprocess.TimeoutExpired as e:
+        raise PhaseError(f"the length sweep took over {timeout} s", command=[str(binary), str(last)]) from e

@@ -107,6 +107,15 @@ class Sender:
         return head + self.rc4.crypt(packet)
 
 
+KNOWN_PROTOCOLS = {0x0021, 0x0057, 0x002D, 0x002F, 0x002B, 0x0029, 0x0031, 0x0281}
+
+
+def known_protocol(head: bytes) -> bool:
+    if head[0] & 1:
+        return head[0] in KNOWN_PROTOCOLS
+    return len(head) == 2 and int.from_bytes(head, "big") in KNOWN_PROTOCOLS
+
+
 class Receiver:
     """RFC 3078 decryptor. Returns (verdict, plaintext): verdict is ok, drop, reset or bad."""
 
@@ -150,10 +159,21 @@ class Receiver:
                 self.discard = True
                 return "reset", b""
             else:
-                # flag packets missed between the first lost count and this one, then this packet's own
+                # flag packets missed between the first lost count and this one, then this packet's own,
+                # plus 0..3 for lost flushed replies to Reset-Requests: the first guess whose plaintext
+                # starts with a known protocol, else none
                 missed = sum(1 for k in range(expected, expected + (count - expected) % SPACE)
                              if k % 256 == 255)
-                self._rekey(missed + 1)
+                for _ in range(missed):
+                    self.chain.change()
+                guesses = []
+                for _ in range(4):
+                    self.chain.change()
+                    guesses.append(self.chain.key)
+                heads = [RC4(key).crypt(frame[2:4]) for key in guesses]
+                pick = next((n for n, head in enumerate(heads) if known_protocol(head)), 0)
+                self.chain.key = guesses[pick]
+                self.rc4 = RC4(self.chain.key)
                 self.discard = False
         self.last = count
         plain = self.rc4.crypt(frame[2:])

@@ -19,6 +19,9 @@ from .fsutil import write_if_changed
 from .layout import Layout
 from .recipe import Recipe
 
+# where the families' install_dir() put modules in a package stage (Linux, NetBSD modules; NetBSD 1.x LKMs)
+STAGE_MODULE_DIRS = ("lib/modules", "lkm")
+
 
 @dataclass(frozen=True)
 class KernelTarget:
@@ -118,9 +121,9 @@ def build_modules(target: KernelTarget, recipe: Recipe, patches: list[Path], dis
     family = get_profile_class(target.profile)(profile, layout, {}, log_dir / "kmod.log")
     if dest is None:
         # modules of an earlier kernel target must not linger in the stage (the package lists one release)
-        modules_root = layout.stage_prefix(recipe.name) / "lib" / "modules"
-        if modules_root.exists():
-            shutil.rmtree(modules_root)
+        for folder in STAGE_MODULE_DIRS:
+            if (layout.stage_prefix(recipe.name) / folder).exists():
+                shutil.rmtree(layout.stage_prefix(recipe.name) / folder)
         dest = family.install_dir(layout.stage_prefix(recipe.name), target)
     return family.build_modules(target, recipe, list(patches), distinfo, jobs=jobs, log_dir=log_dir,
                                 extra_patches=list(extra_patches), dest=dest)

@@ -31,6 +31,8 @@ SYS_TARBALL = SOURCES / "netbsd-sys-10.99.12-x86.tar.xz"
 RUMP_TARBALL = SOURCES / "netbsd-rump-src-2016.tar.xz"
 MPPE = ROOT / "kmod" / "mppe"
 CACHE = Path.home() / ".cache" / "buildtool"
+# common/include for the headers, common/lib/libc for the kernel's string functions (symbol derivation)
+COMMON_MEMBERS = ["src-netbsd/common/include/*", "src-netbsd/common/lib/libc/*"]
 
 
 # --- the tree --------------------------------------------------------------------------------------------
@@ -42,8 +44,7 @@ def netbsd_tree(tmp_path_factory) -> tuple[Path, Path]:
             pytest.skip(f"{tarball} is absent (NetBSD sources for the module build)")
     log = tmp_path_factory.mktemp("unpack") / "unpack.log"
     sys_root = unpacked(SYS_TARBALL, CACHE, log=log)
-    common_root = unpacked(RUMP_TARBALL, CACHE, ["src-netbsd/common/include/*", "src-netbsd/common/lib/libc/*"],
-                           log=log)
+    common_root = unpacked(RUMP_TARBALL, CACHE, COMMON_MEMBERS, log=log)
     return sys_root / "netbsd-src" / "sys", common_root / "src-netbsd" / "common" / "include"
 
 
@@ -81,12 +82,15 @@ def test_version_numbers_decode_as_netbsd_writes_them():
     assert decode_version(104010000) == "1.4.1"
 
 
+REGISTRY = "int\tppp_register_compressor(struct compressor *, size_t);\n"
+
+
 def fake_tree(tmp_path: Path, *, registry: bool = True, module_h: bool = True) -> Path:
     sysdir = tmp_path / "src" / "sys"
     files = {"sys/param.h": "#define\t__NetBSD_Version__\t702000000\t/* NetBSD 7.2 */\n",
              "modules/xldscripts/kmodule": "", "modules/Makefile.inc": "", "net/if_ppp.c": "",
              "net/ppp-comp.h": "",
-             "net/if_ppp.h": "int\tppp_register_compressor(struct compressor *, size_t);\n" if registry else ""}
+             "net/if_ppp.h": REGISTRY if registry else ""}
     if module_h:
         files["sys/module.h"] = "#define\tMODULE(class, name, required)\n"
     for rel, text in files.items():
@@ -145,11 +149,11 @@ def test_netbsd10_module_builds_and_passes_every_check(tmp_path, netbsd_tree):
     assert report.from_kernel["m_gethdr"] == "sys/kern/uipc_mbuf.c"
     assert set(report.undefined) == set(report.from_required) | set(report.from_kernel)
     # no floating point: the object has no SSE/x87 instruction at all
-    disasm = subprocess.run(["llvm-objdump", "-d", "--no-show-raw-insn", str(result.kmod)], capture_output=True,
-                            text=True, timeout=60, check=True).stdout
+    disasm = subprocess.run(["llvm-objdump", "-d", "--no-show-raw-insn", str(result.kmod)],
+                            capture_output=True, text=True, timeout=60, check=True).stdout
     insns = [ln.split(":", 1)[1].split() for ln in disasm.splitlines() if re.match(r"^\s+[0-9a-f]+:\s", ln)]
     assert len(insns) > 500
-    fp = [i for i in insns if i and (re.match(r"f[a-z]", i[0]) or "%xmm" in " ".join(i) or "%st" in " ".join(i))]
+    fp = [i for i in insns if i and (re.match(r"f[a-z]", i[0]) or re.search(r"%(xmm|ymm|st)", " ".join(i)))]
     assert not fp
 
 
@@ -166,6 +170,22 @@ def test_kmod_phase_installs_the_module_into_the_stage(tmp_path, netbsd_tree):
     out = kmod.build_modules(tgt, recipe, [], None, lay, jobs=2, log_dir=tmp_path)
     assert out == [lay.stage_prefix("ppp-mppe") / "lib/modules/10.99.12/ppp_mppe/ppp_mppe.kmod"]
     check_modinfo(out[0], "ppp_mppe", "if_ppp")
+
+
+def overlay_tree(tmp_path: Path, sysdir: Path, rel: str, edit) -> Path:
+    """A sys tree of links to `sysdir` in which `rel` is an edited copy (the real tree stays untouched)."""
+    other = tmp_path / "src" / "sys"
+    src, dst = sysdir, other
+    for part in Path(rel).parts:
+        dst.mkdir(parents=True)
+        for entry in src.iterdir():
+            if entry.name != part:
+                (dst / entry.name).symlink_to(entry)
+        src, dst = src / part, dst / part
+    text = src.read_text()
+    assert edit(text) != text, "the negative control did not change the header"
+    dst.write_text(edit(text))
+    return other
 
 
 # --- negative controls: each must make a check fail -----------------------------------------------------
@@ -192,19 +212,8 @@ def test_control_struct_compressor_of_another_size_fails_the_compile_time_assert
     """A tree whose struct compressor has one more member (a copy of net/ppp-comp.h over the real tree's
     files, linked): the CTASSERT on its size must stop the build."""
     sysdir, common = netbsd_tree
-    other = tmp_path / "src" / "sys"
-    other.mkdir(parents=True)
-    for entry in sysdir.iterdir():
-        if entry.name != "net":
-            (other / entry.name).symlink_to(entry)
-    (other / "net").mkdir()
-    for entry in (sysdir / "net").iterdir():
-        if entry.name != "ppp-comp.h":
-            (other / "net" / entry.name).symlink_to(entry)
-    header = (sysdir / "net" / "ppp-comp.h").read_text()
-    changed = header.replace("\tunsigned int\t\tcomp_refcnt;\n", "\tunsigned int\t\tcomp_refcnt;\n\tvoid\t*comp_spare;\n")
-    assert changed != header
-    (other / "net" / "ppp-comp.h").write_text(changed)
+    other = overlay_tree(tmp_path, sysdir, "net/ppp-comp.h", lambda h: h.replace(
+        "\tunsigned int\t\tcomp_refcnt;\n", "\tunsigned int\t\tcomp_refcnt;\n\tvoid\t*comp_spare;\n"))
     with pytest.raises(PhaseError) as e:
         build(tmp_path, target(tmp_path, (other, common)))
     assert "ppp_mppe.c" in e.value.tail and "sizeof(struct compressor) == PM_FN(16)" in e.value.tail
@@ -213,17 +222,8 @@ def test_control_struct_compressor_of_another_size_fails_the_compile_time_assert
 def test_control_option_length_too_small_fails_the_compile_time_assert(tmp_path, netbsd_tree):
     """The 1.4-era limit of 32 is enough for our 22 bytes; a tree with 16 must be refused at compile time."""
     sysdir, common = netbsd_tree
-    other = tmp_path / "src" / "sys"
-    other.mkdir(parents=True)
-    for entry in sysdir.iterdir():
-        if entry.name != "net":
-            (other / entry.name).symlink_to(entry)
-    (other / "net").mkdir()
-    for entry in (sysdir / "net").iterdir():
-        if entry.name != "ppp-comp.h":
-            (other / "net" / entry.name).symlink_to(entry)
-    header = (sysdir / "net" / "ppp-comp.h").read_text()
-    (other / "net" / "ppp-comp.h").write_text(header.replace("CCP_MAX_OPTION_LENGTH\t64", "CCP_MAX_OPTION_LENGTH\t16"))
+    other = overlay_tree(tmp_path, sysdir, "net/ppp-comp.h", lambda h: h.replace(
+        "CCP_MAX_OPTION_LENGTH\t64", "CCP_MAX_OPTION_LENGTH\t16"))
     with pytest.raises(PhaseError) as e:
         build(tmp_path, target(tmp_path, (other, common)))
     assert "CCP_MAX_OPTION_LENGTH >= MPPE_OPTLEN" in e.value.tail
@@ -255,7 +255,8 @@ def test_netbsd10_module_builds_on_an_ssh_build_host(tmp_path, netbsd_tree, ssh_
 
 def test_netbsd141_refuses_a_host_that_is_not_netbsd_141(tmp_path, ssh_host):
     family = NetBSDLKMKernel(get_profile("netbsd-1.4.1"), layout_for(tmp_path),
-                             {"sysdir": "/usr/src/sys", "host": ssh_host.host, "ssh_identity": ssh_host.identity},
+                             {"sysdir": "/usr/src/sys", "host": ssh_host.host,
+                              "ssh_identity": ssh_host.identity},
                              tmp_path / "kmod.log")
     with pytest.raises(KernelError, match=r"runs Linux .*builds only on NetBSD 1.4.1"):
         family.resolve()
@@ -263,7 +264,65 @@ def test_netbsd141_refuses_a_host_that_is_not_netbsd_141(tmp_path, ssh_host):
 
 def test_wrong_key_is_a_clear_error(tmp_path, netbsd_tree, ssh_host):
     stranger = tmp_path / "stranger"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True, timeout=30,
-                   stdin=subprocess.DEVNULL)
-    with pytest.raises(PhaseError, match=rf"could not run over SSH.*{ssh_host.user}@127.0.0.1:{ssh_host.port}"):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True,
+                   timeout=30, stdin=subprocess.DEVNULL)
+    where = f"{ssh_host.user}@127.0.0.1:{ssh_host.port}"
+    with pytest.raises(PhaseError, match=rf"could not run over SSH.*{where}"):
         target(tmp_path, netbsd_tree, host=ssh_host.host, ssh_identity=stranger)
+
+
+# --- netbsd-1.4.1: what can be checked without a 1.4.1 host ---------------------------------------------
+MODEL = ROOT / "tests" / "netbsd14-model" / "include"
+C89 = ["gcc", "-std=c89", "-pedantic", "-Werror", "-Wall", "-Wextra", "-ffreestanding", "-nostdinc",
+       "-D_KERNEL", "-D_LKM", "-I", str(MODEL)]
+
+
+def c89_compile(tmp_path: Path, glue: Path) -> list[subprocess.CompletedProcess]:
+    sources = [glue / "mppe_lkm.c", *sorted((MPPE / "core").glob("*.c"))]
+    return [subprocess.run([*C89, "-I", str(glue), "-I", str(MPPE / "core"), "-c", str(src), "-o",
+                            str(tmp_path / f"{src.stem}.o")], capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL) for src in sources]
+
+
+def test_lkm_glue_and_core_are_c89_against_the_141_model(tmp_path):
+    results = c89_compile(tmp_path, MPPE / "netbsd14")
+    assert [r.stderr for r in results if r.returncode] == []
+    assert len(results) == 1 + len(list((MPPE / "core").glob("*.c")))
+
+
+def test_control_a_c99_construct_in_the_lkm_glue_fails_the_c89_check(tmp_path):
+    glue = tmp_path / "glue"
+    shutil.copytree(MPPE / "netbsd14", glue)
+    src = glue / "mppe_lkm.c"
+    src.write_text(src.read_text().replace("\tint i;\n\n\t(void)lkmtp;\n\t(void)cmd;\n\tfor (i = 0;",
+                                           "\t(void)lkmtp;\n\t(void)cmd;\n\tfor (int i = 0;", 1))
+    results = c89_compile(tmp_path, glue)
+    assert results[0].returncode != 0
+    assert "only allowed in C99" in results[0].stderr
+
+
+def test_profile_patch_raises_the_option_length_and_is_not_applied_twice(tmp_path):
+    net = tmp_path / "sys" / "net"
+    net.mkdir(parents=True)
+    shutil.copy(MODEL / "net" / "ppp-comp.h", net / "ppp-comp.h")
+    patch = MPPE / "netbsd14" / "patch-net_ppp-comp.h"
+    cmd = ["patch", "-p0", "-l", "-N", "-b", "-d", str(tmp_path / "sys"), "-i", str(patch)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    text = (net / "ppp-comp.h").read_text()
+    assert "#define CCP_MAX_OPTION_LENGTH\t64" in text and "\t32" not in text
+    assert "CCP_MAX_OPTION_LENGTH\t32" in (net / "ppp-comp.h.orig").read_text()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert again.returncode != 0 and (net / "ppp-comp.h").read_text() == text
+
+
+def test_lkm_bundle_holds_the_glue_the_makefile_and_the_core(tmp_path):
+    import tarfile
+
+    from buildtool.kernels.netbsd_lkm import PATCH, pack_lkm
+
+    pack_lkm(MPPE, tmp_path / "lkm.tar.gz")
+    with tarfile.open(tmp_path / "lkm.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"lkm/Makefile", "lkm/mppe_lkm.c", "lkm/mppe_os.h", f"lkm/{PATCH}", "lkm/core/mppe.h"} <= names
+    makefile = (MPPE / "netbsd14" / "Makefile").read_text()
+    assert "SRCS=\tmppe_lkm.c " + " ".join(sorted(p.name for p in (MPPE / "core").glob("*.c"))) in makefile

@@ -101,5 +101,5 @@ def _check_diagnostic(ppp: component.BuiltComponent) -> None:
     """The survival scenarios rely on DIAGNOSTIC (KASSERTs panic): make sure our components got it."""
     log = ppp.folder / "build.log"
     if "-DDIAGNOSTIC" not in log.read_text(errors="replace"):
-        raise KernelError(f"{log}: the PPP component was compiled without -DDIAGNOSTIC; the rump kernel "
-                          f"must be built without buildrump.sh's -r (release) for the lane's KASSERTs to be on")
+        raise KernelError(f"{log}: the PPP component was compiled without -DDIAGNOSTIC; the rump "
+                          f"kernel must be built without buildrump.sh's -r (release) for the KASSERTs to be on")

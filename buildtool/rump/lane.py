@@ -102,4 +102,4 @@ def _check_diagnostic(ppp: component.BuiltComponent) -> None:
     log = ppp.folder / "build.log"
     if "-DDIAGNOSTIC" not in log.read_text(errors="replace"):
         raise KernelError(f"{log}: the PPP component was compiled without -DDIAGNOSTIC; the rump "
-                          f"kernel must be built without buildrump.sh's -r (release) for the KASSERTs to be on")
+                          f"kernel must be built without buildrump.sh's -r (release) (KASSERTs on)")

@@ -185,7 +185,7 @@ def build_driver(kernel: RumpKernel, built: list[BuiltComponent], dest: Path, lo
 def build_peer(mppe_root: Path, dest: Path, log: Path) -> Path:
     """mppe_peer: the core's .c files with the userspace mppe_os, as the Linux side of the link."""
     core, userspace = mppe_root / "core", mppe_root / "userspace"
-    sources = sorted(core.glob("*.c")) + sorted(userspace.glob("*.c"))
+    sources = [*sorted(core.glob("*.c")), userspace / "mppe_os.c"]  # not the other userspace programs
     cmd = ["cc", "-O2", "-g", "-Wall", "-Werror", f"-I{userspace}", f"-I{core}", "-o", str(dest),
            str(tool_source("mppe_peer.c")), *map(str, sources)]
     dest.parent.mkdir(parents=True, exist_ok=True)

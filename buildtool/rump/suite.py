@@ -18,7 +18,8 @@ from pathlib import Path
 from ..errors import HarnessError, TestFailure, UsageError
 from ..layout import Layout
 from ..vm.suite import EXPECT_FAIL, Outcome, read_junit
-from .lane import CONTROLS_DIR
+from .kernel import ensure_rump_kernel, missing_tarballs
+from .lane import CONTROLS_DIR, default_sources
 
 
 def control_patches(root: Path) -> list[tuple[Path, list[str]]]:
@@ -35,6 +36,7 @@ def control_patches(root: Path) -> list[tuple[Path, list[str]]]:
 def run_rump_suite(args: argparse.Namespace, layout: Layout) -> int:
     results = Path(args.results).resolve()
     results.mkdir(parents=True, exist_ok=True)
+    _build_first(layout, args.jobs)
     if args.control:
         return _run_controls(args, layout, results)
     outcome = _pytest(args, layout, results / "junit-rump.xml", args.keyword)
@@ -51,6 +53,15 @@ def run_rump_suite(args: argparse.Namespace, layout: Layout) -> int:
         print(f"buildtool test: {len(skipped)} rump scenario(s) skipped: {outcome.messages[skipped[0]]}",
               file=sys.stderr)
     return 0
+
+
+def _build_first(layout: Layout, jobs: int) -> None:
+    """Build the rump kernel here, where its progress lines are seen (pytest would capture them); the
+    scenarios then find it in the cache. Without the tarballs the scenarios skip and say which."""
+    sources = Path(os.environ.get("BUILDTOOL_RUMP_SOURCES") or default_sources(layout.root))
+    if missing_tarballs(sources):
+        return
+    ensure_rump_kernel(sources, layout.cache, jobs=jobs, out=sys.stderr)
 
 
 def _run_controls(args: argparse.Namespace, layout: Layout, results: Path) -> int:

@@ -75,3 +75,16 @@ def test_unload_while_in_use_is_ebusy_then_unloads(netbsd):
            f"{NB_ERRNO.get(busy, busy)} / {NB_ERRNO.get(free, free)} / {NB_ERRNO.get(after, after)}")
     assert busy == EBUSY
     assert free == 0
+
+
+def test_if_ppp_keeps_a_reference_when_alloc_fails(netbsd):
+    """A finding about NetBSD's if_ppp (2016, and unchanged in 2025's PPPIOCSCOMPRESS): when comp_alloc
+    returns NULL (our ENOBUFS for a 40-byte option), the reference ppp_get_compressor took is never
+    released, so ppp_mppe stays busy until the unit is destroyed. Our glue cannot undo it; pppd never
+    sends such an option. Characterised here so that a change in if_ppp is noticed."""
+    assert netbsd.set_flags(SC_CCP_OPEN) == 0
+    assert netbsd.set_compress(mppe_option(KEY_A, True) + bytes(18), True) == ENOBUFS
+    assert netbsd.set_flags(0) == 0
+    leaked = netbsd.mod_unload("ppp_mppe")
+    record("unload ppp_mppe after an ENOBUFS option and CCP closed", NB_ERRNO.get(leaked, leaked))
+    assert leaked == EBUSY

@@ -43,7 +43,7 @@
 
 #ifdef MPPE_NEGATIVE_CONTROL_SHORT_FRAMES
 /* Test builds only: no length check, so the fuzz suite can prove it catches the over-read. */
-#define MIN_FRAME	MPPE_HDRLEN
+#define MIN_FRAME	0
 #else
 #define MIN_FRAME	(MPPE_HDRLEN + MPPE_MIN_CIPHER)
 #endif
@@ -443,8 +443,8 @@ mppe_decompress(struct mppe_state *st, const mppe_u8 *in, mppe_size isize,
     mppe_u8 *out, mppe_size osize, mppe_size *olen)
 {
 	mppe_u32 cc;
-	mppe_u8 bits, first;
-	mppe_size clen;
+	mppe_u8 bits;
+	mppe_size clen, n;
 	int rc, flushed;
 
 	if (!state_ok(st, MPPE_DIR_DECOMP) || in == 0 || out == 0 || olen == 0)
@@ -471,17 +471,14 @@ mppe_decompress(struct mppe_state *st, const mppe_u8 *in, mppe_size isize,
 	st->sanity = 0;
 
 	clen = isize - MPPE_HDRLEN;
-	mppe_rc4_crypt(&st->rc4, in + MPPE_HDRLEN, &first, 1);
-	if (first & 1) {
-		/* Protocol-field compression: restore the leading zero byte. */
+	mppe_rc4_crypt(&st->rc4, in + MPPE_HDRLEN, out, clen);
+	*olen = clen;
+	if (out[0] & 1) {
+		/* Protocol-field compression: restore the leading zero byte (room checked above). */
+		for (n = clen; n > 0; n--)
+			out[n] = out[n - 1];
 		out[0] = 0;
-		out[1] = first;
-		mppe_rc4_crypt(&st->rc4, in + MPPE_HDRLEN + 1, out + 2, clen - 1);
 		*olen = clen + 1;
-	} else {
-		out[0] = first;
-		mppe_rc4_crypt(&st->rc4, in + MPPE_HDRLEN + 1, out + 1, clen - 1);
-		*olen = clen;
 	}
 	st->stats.comp_bytes += (mppe_u32)isize;
 	st->stats.comp_packets++;

@@ -12,6 +12,8 @@ TOOL_PACKAGES: dict[str, str] = {
     "bmake": "bmake",
     "bzip2": "bzip2",
     "cc": "gcc",
+    "clang": "clang",
+    "ld.lld": "lld",
     "cpio": "cpio",
     "dpkg-deb": "dpkg",
     "gcc": "gcc",

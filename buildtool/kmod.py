@@ -19,9 +19,6 @@ from .fsutil import write_if_changed
 from .layout import Layout
 from .recipe import Recipe
 
-# where the families' install_dir() put modules in a package stage (Linux, NetBSD modules; NetBSD 1.x LKMs)
-STAGE_MODULE_DIRS = ("lib/modules", "lkm")
-
 
 @dataclass(frozen=True)
 class KernelTarget:
@@ -59,7 +56,12 @@ class KernelTarget:
         return cls(**values)
 
     def plist_vars(self) -> dict[str, str]:
-        return {"KMOD_RELEASE": self.release}
+        """KMOD_RELEASE, and KMOD_MODULE (NetBSD's PLIST: the first module as <name>/<name><suffix>)."""
+        from .kernels import get_profile
+
+        suffix = get_profile(self.profile).module_suffix
+        first = self.modules[0] if self.modules else ""
+        return {"KMOD_RELEASE": self.release, "KMOD_MODULE": f"{first}/{first}{suffix}"}
 
 
 def manifest_path(layout: Layout, profile: str) -> Path:
@@ -121,9 +123,9 @@ def build_modules(target: KernelTarget, recipe: Recipe, patches: list[Path], dis
     family = get_profile_class(target.profile)(profile, layout, {}, log_dir / "kmod.log")
     if dest is None:
         # modules of an earlier kernel target must not linger in the stage (the package lists one release)
-        for folder in STAGE_MODULE_DIRS:
-            if (layout.stage_prefix(recipe.name) / folder).exists():
-                shutil.rmtree(layout.stage_prefix(recipe.name) / folder)
+        modules_root = layout.stage_prefix(recipe.name) / "lib" / "modules"
+        if modules_root.exists():
+            shutil.rmtree(modules_root)
         dest = family.install_dir(layout.stage_prefix(recipe.name), target)
     return family.build_modules(target, recipe, list(patches), distinfo, jobs=jobs, log_dir=log_dir,
                                 extra_patches=list(extra_patches), dest=dest)

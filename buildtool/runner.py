@@ -124,13 +124,14 @@ class SSHRunner(Runner):
     ~/.ssh as OpenSSH would use them); `connect_timeout` bounds the connection, `timeout` each command."""
 
     def __init__(self, user: str, host: str, port: int | None = None, *, identity: Path | None = None,
-                 connect_timeout: float = 20.0):
+                 connect_timeout: float = 20.0, transfer_timeout: float = 120.0):
         import fabric  # only SSH users need it
 
         kwargs: dict = {"banner_timeout": connect_timeout, "auth_timeout": connect_timeout}
         if identity is not None:
             kwargs["key_filename"] = [str(identity)]
         self.where = f"{user}@{host}:{port or 22}"
+        self.transfer_timeout = transfer_timeout  # a stalled SFTP read or write fails after this long
         self.conn = fabric.Connection(host, user=user, port=port, connect_timeout=connect_timeout,
                                       connect_kwargs=kwargs)
 
@@ -146,6 +147,7 @@ class SSHRunner(Runner):
 
     def put(self, local: Path, remote: str) -> None:
         try:
+            self._sftp_timeout()
             self.conn.put(str(local), remote=remote)
         except Exception as e:
             raise PhaseError(f"copying {local} to {self.where}:{remote} failed: {e}") from None
@@ -155,6 +157,7 @@ class SSHRunner(Runner):
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(f".{local.name}.part")
         try:
+            self._sftp_timeout()
             self.conn.get(remote, local=str(tmp))
             os.replace(tmp, local)
         except Exception as e:
@@ -162,6 +165,9 @@ class SSHRunner(Runner):
         finally:
             if tmp.exists():
                 tmp.unlink()
+
+    def _sftp_timeout(self) -> None:
+        self.conn.sftp().get_channel().settimeout(self.transfer_timeout)
 
     def close(self) -> None:
         self.conn.close()

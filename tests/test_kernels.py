@@ -238,7 +238,7 @@ def test_target_manifest_round_trips_and_gives_plist_vars(tmp_path):
     t = fake_target(tmp_path)
     data = json.loads(json.dumps(t.manifest()))
     assert kmod.KernelTarget.from_manifest(data) == t
-    assert t.plist_vars() == {"KMOD_RELEASE": "6.1.0-56-amd64"}
+    assert t.plist_vars()["KMOD_RELEASE"] == "6.1.0-56-amd64"
 
 
 def test_offline_without_a_resolved_manifest_is_a_clear_error(layout):

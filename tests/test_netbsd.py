@@ -326,3 +326,48 @@ def test_lkm_bundle_holds_the_glue_the_makefile_and_the_core(tmp_path):
     assert {"lkm/Makefile", "lkm/mppe_lkm.c", "lkm/mppe_os.h", f"lkm/{PATCH}", "lkm/core/mppe.h"} <= names
     makefile = (MPPE / "netbsd14" / "Makefile").read_text()
     assert "SRCS=\tmppe_lkm.c " + " ".join(sorted(p.name for p in (MPPE / "core").glob("*.c"))) in makefile
+
+
+# --- packaging -------------------------------------------------------------------------------------------
+def test_build_info_says_netbsd_for_the_package_with_the_module_only():
+    from buildtool.package import default_build_info
+    from buildtool.recipe import load_all
+
+    recipes = load_all(ROOT)
+    ppp = default_build_info(recipes["ppp-mppe"], "netbsd-10", environ={})
+    assert (ppp["OPSYS"], ppp["OS_VERSION"], ppp["KERNEL_PROFILE"]) == ("NetBSD", "10", "netbsd-10")
+    poptop = default_build_info(recipes["poptop"], "netbsd-10", environ={})
+    assert poptop["OPSYS"] == "Linux"  # userland only: the system it was built for
+    assert default_build_info(recipes["ppp-mppe"], "linux-6.1", environ={})["OS_VERSION"] == "6.1"
+
+
+def test_netbsd_plist_lists_the_installed_module(tmp_path):
+    from buildtool.plist import plist_sources, read_plists
+
+    tgt = kmod.KernelTarget(profile="netbsd-10", release="10.99.12", abi="", package_version="",
+                            vmlinuz=Path("/dev/null"), modules_root=Path("/dev/null"), build_dir=tmp_path,
+                            source_dir=tmp_path, vermagic="", modules=("ppp_mppe",))
+    stage = tmp_path / "stage"
+    family = NetBSDKernel(get_profile("netbsd-10"), layout_for(tmp_path), {}, tmp_path / "log")
+    installed = family.install_dir(stage, tgt) / "ppp_mppe.kmod"
+    paths = read_plists(plist_sources(ROOT / "ppp-mppe", "NetBSD"), tgt.plist_vars(), {"kmod": True})
+    assert str(installed.relative_to(stage)) in paths
+    assert not [p for p in paths if p.endswith(".ko")]
+
+
+def test_kernel_symbol_derivation_finds_what_the_trees_own_if_ppp_needs(tmp_path, netbsd_tree):
+    """The method, tried on a module NetBSD itself ships: every symbol if_ppp.kmod leaves undefined is
+    derived from the tree's kernel sources, except the known limits: assembler files that need assym.h
+    values, and slcompress's functions, which if_ppp takes from the module it requires."""
+    from buildtool.kernels.netbsd_symbols import SymbolDeriver
+
+    result = build(tmp_path, target(tmp_path, netbsd_tree))
+    tree = inspect_tree(*netbsd_tree)
+    derived = SymbolDeriver(tree, tmp_path / "symbols", CACHE, tmp_path / "kmod.log").derive(
+        ELF64(result.if_ppp).undefined())
+    print(f"if_ppp.kmod: {len(derived.defined)} of {len(derived.defined) + len(derived.tried)} undefined "
+          f"symbols derived from {len(derived.objects)} kernel sources")
+    assert set(derived.tried) == {"mutex_enter", "mutex_exit", "x86_curlwp", "sl_compress_init",
+                                  "sl_compress_setup", "sl_compress_tcp", "sl_uncompress_tcp",
+                                  "sl_uncompress_tcp_core"}
+    assert derived.defined["if_attach"] == "sys/net/if.c" and derived.defined["ttwakeup"] == "sys/kern/tty.c"

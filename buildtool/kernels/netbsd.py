@@ -95,6 +95,11 @@ class NetBSDKernel(KernelFamily):
             "NetBSD host (native make)",
             "builds ppp_mppe.kmod (and if_ppp.kmod from the same tree for the checks) in the work tree; the "
             "sysdir is only read",
+        ]
+
+    @classmethod
+    def status(cls, profile: Profile) -> list[str]:
+        return [
             "verified here: the build from the shared NetBSD 10.99.12 sys tarball, locally and over SSH to a "
             "loopback OpenSSH server acting as a POSIX cross build host; ELF64 relocatable x86-64; modinfo "
             "ppp_mppe requires if_ppp; compile-time asserts on CCP_MAX_OPTION_LENGTH and struct compressor; "
@@ -134,7 +139,8 @@ class NetBSDKernel(KernelFamily):
 
     # --- building --------------------------------------------------------------------------------------
     def install_dir(self, stage_prefix: Path, target: KernelTarget) -> Path:
-        return stage_prefix / "lib" / "modules" / target.release / MPPE_MODULE
+        """lib/modules/<release>/<module>/<module><suffix>: the layout of /stand/<arch>/<version>/modules/."""
+        return stage_prefix / "lib" / "modules" / target.release / self.profile.modules[0]
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
                       jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:
@@ -245,6 +251,11 @@ class NetBSDLKMKernel(NetBSDKernel):
             + ", ".join(f"${{SYSDIR}}/{c}" for c in profile.sysdir_checks),
             "patches the host's ${SYSDIR}/net/ppp-comp.h: CCP_MAX_OPTION_LENGTH 32 -> 64 (the kernel must be "
             "rebuilt with it, `options LKM`, then `modload -e mppe_lkmentry -o mppe mppe.o`)",
+        ]
+
+    @classmethod
+    def status(cls, profile: Profile) -> list[str]:
+        return [
             "verified here: the LKM glue and the core compile as C89 (gcc -std=c89 -pedantic -Werror) "
             "against a model of 1.4.1's interfaces written from KERNELS.md, not against 1.4.1's headers",
             "not verified: anything on a NetBSD 1.4.1 host (none can run here): the build, the patch, "
@@ -284,9 +295,6 @@ class NetBSDLKMKernel(NetBSDKernel):
             packages={"sysdir": sysdir, "host": host, "host_kind": "netbsd",
                       "ssh_identity": str(self.options.get("ssh_identity") or "")},
             compiler="cc", modules=p.modules)
-
-    def install_dir(self, stage_prefix: Path, target: KernelTarget) -> Path:
-        return stage_prefix / "lkm"
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
                       jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:

@@ -52,7 +52,7 @@ PROFILES: tuple[Profile, ...] = (
             sysdir_checks=("sys/module.h", "net/if_ppp.h"),
             module_kind="module", default_sysdir="/usr/src/sys"),
     Profile("netbsd-rump", "rump", "NetBSD's if_ppp as a rump kernel on Linux, with our ppp_mppe (test lane)",
-            "7.99", modules=("ppp_mppe",), module_suffix=" (rump component)"),
+            "7.99", modules=("ppp_mppe",), module_suffix=" (rump component)", opsys="NetBSD"),
 )
 
 

@@ -43,7 +43,7 @@
 
 #ifdef MPPE_NEGATIVE_CONTROL_SHORT_FRAMES
 /* Test builds only: no length check, so the fuzz suite can prove it catches the over-read. */
-#define MIN_FRAME	MPPE_HDRLEN
+#define MIN_FRAME	0
 #else
 #define MIN_FRAME	(MPPE_HDRLEN + MPPE_MIN_CIPHER)
 #endif

@@ -30,9 +30,11 @@ demo: package
 test: setup
 	$(PYTEST) -ra --junitxml=results/junit-pytest.xml
 	$(BUILDTOOL) test --control --kernel $(KERNEL) -j$(JOBS)
+	$(BUILDTOOL) test --control --kernel netbsd-rump
 
 test-controls: setup
 	$(BUILDTOOL) test --control --kernel $(KERNEL) -j$(JOBS)
+	$(BUILDTOOL) test --control --kernel netbsd-rump
 
 test-unit: setup
 	$(PYTEST) -ra -m "not integration"

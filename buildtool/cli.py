@@ -222,6 +222,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             layout = _layout(args)
             _check_kernel(args, layout, building=args.packages_dir is None)
+            if args.kernel == "netbsd-rump":
+                from .rump.suite import run_rump_suite
+
+                return run_rump_suite(args, layout)
             return run_suite(args, layout)
         if args.command == "pkgsrc":
             from .pkgsrc_export import export

@@ -54,6 +54,8 @@ PROFILES: tuple[Profile, ...] = (
             modules=("ppp_mppe",), module_suffix=".kmod", opsys="NetBSD",
             sysdir_checks=("sys/module.h", "net/if_ppp.h"),
             module_kind="module", default_sysdir="/usr/src/sys"),
+    Profile("netbsd-rump", "rump", "NetBSD's if_ppp as a rump kernel on Linux, with our ppp_mppe (test lane)",
+            "7.99", modules=("ppp_mppe",), module_suffix=" (rump component)", opsys="NetBSD"),
 )
 
 
@@ -80,8 +82,9 @@ class KernelFamily:
 def _families() -> dict[str, type]:
     from .linux import LinuxKernel
     from .netbsd import NetBSDKernel, NetBSDLKMKernel
+    from .rump import RumpLane
 
-    return {"linux": LinuxKernel, "netbsd": NetBSDKernel, "netbsd-lkm": NetBSDLKMKernel}
+    return {"linux": LinuxKernel, "netbsd": NetBSDKernel, "netbsd-lkm": NetBSDLKMKernel, "rump": RumpLane}
 
 
 def profile_names() -> list[str]:

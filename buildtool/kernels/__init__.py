@@ -110,7 +110,8 @@ KERNEL_OPTIONS = {"sysdir": "--sysdir", "common": "--common", "kernel_dir": "--k
                   "kernel_source": "--kernel-source", "host": "--host", "ssh_identity": "--ssh-identity"}
 FAMILY_OPTIONS = {"linux": ("kernel_dir", "kernel_source"),
                   "netbsd": ("sysdir", "common", "host", "ssh_identity"),
-                  "netbsd-lkm": ("sysdir", "host", "ssh_identity")}
+                  "netbsd-lkm": ("sysdir", "host", "ssh_identity"),
+                  "rump": ()}
 _PATH_OPTIONS = ("sysdir", "common", "kernel_dir", "kernel_source", "ssh_identity")
 REMOTE_PATH_OPTIONS = {"netbsd-lkm": ("sysdir",)}  # paths on the build host, not checked here
 

@@ -57,6 +57,12 @@ class PackedFile:
         return f"{self.mode:04o}"
 
 
+# pkg_install version data: pkg_add warns "package lacks pkg_install version data" without it and refuses a
+# package that asks for newer tools than its own. pkgsrc writes PKGTOOLS_VERSION_REQD, the oldest pkg_install
+# that understands the package format (mk/pkgformat/pkg/pkgformat-vars.mk; 20091115 in 2014Q1 as today).
+PKGTOOLS_VERSION = "20091115"
+
+
 def source_date_epoch(environ: Mapping[str, str]) -> int:
     """SOURCE_DATE_EPOCH from the environment (reproducible-builds.org), 0 when unset."""
     raw = environ.get("SOURCE_DATE_EPOCH", "")
@@ -96,6 +102,7 @@ def default_build_info(recipe: Recipe, kernel: str,
         "OPSYS": platform.system() or "Linux",
         "OS_VERSION": os_version(kernel),
         "PKGPATH": f"{(recipe.categories or ['net'])[0]}/{recipe.name}",
+        "PKGTOOLS_VERSION": PKGTOOLS_VERSION,
     }
 
 

@@ -106,6 +106,7 @@ def test_package_contents_and_order(setup):
     assert got["+SIZE_PKG"][1] == f"{size}\n".encode()
     info = dict(line.split("=", 1) for line in got["+BUILD_INFO"][1].decode().splitlines())
     assert info["OPSYS"] == "Linux" and info["PKGPATH"] == "net/ppp-mppe" and info["LOCALBASE"] == "/usr/pkg"
+    assert info["PKGTOOLS_VERSION"] == "20091115"
     assert info["BUILD_DATE"] == "2023-11-14 22:13:20 +0000"
     assert info["KERNEL_PROFILE"] == "linux-6.1" and info["OS_VERSION"] == "6.1"
     assert verify_package(path) == []

@@ -1,0 +1,252 @@
+"""A real pkgsrc tree, unpacked from a tarball and bootstrapped once into the cache.
+
+`ensure_bootstrapped(tarball, cache)` unpacks e.g. pkgsrc-2014Q1.tar.xz into
+`<cache>/pkgsrc/<sha256 prefix>/pkgsrc` and bootstraps it into `.../pkg` (bmake, pkg_install, the mk files),
+the way a user on Debian 12 would (the quirks are in BOOTSTRAP_ENV and MK_CONF). It holds a lock while it
+works, and only a `.complete` marker written last says the tree is usable: a half-finished unpack or bootstrap
+is removed and done again. Every command runs with stdin from /dev/null (nbpatch asks "File to patch:" on a
+terminal and waits for ever) and under a timeout that kills its whole process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BuildError, PhaseError
+from .fsutil import atomic_path, file_digest
+from .runlog import log_tail
+
+UNPACK_TIMEOUT = 900.0
+BOOTSTRAP_TIMEOUT = 3600.0
+PROGRESS_EVERY = 30.0
+
+# bmake-20140314 has duplicate definitions gcc >= 10 rejects (-fcommon); libfetch's -Werror trips gcc 12
+# (NOGCCERROR); dash's echo is not BSD-compatible (SH).
+BOOTSTRAP_ENV = {"CFLAGS": "-O2 -fcommon", "NOGCCERROR": "yes", "SH": "/bin/bash"}
+
+# Appended to the bootstrap's mk.conf. A 2014 tree on Debian 12 needs the OpenSSL lines (its builtin.mk
+# cannot read OpenSSL 3's version and would build openssl-1.0.1g, whose distfile is unreachable here) and
+# a digest that knows BLAKE2s (see DIGEST_WRAPPER); the rest is how the tests want pkgsrc to behave:
+# fail on PLIST mismatches (PKG_DEVELOPER) and never try the network.
+MK_CONF = """
+# --- buildtool: settings for pkgsrc-2014Q1 on Debian 12 ---
+PKG_DEVELOPER=		yes
+FETCH_USING=		manual
+PREFER_NATIVE=		openssl libpcap
+USE_BUILTIN.openssl=	yes
+_DIGEST_ALGORITHMS=	BLAKE2s SHA512
+TOOLS_PLATFORM.digest=	{digest}
+ALLOW_VULNERABLE_PACKAGES=	yes
+"""
+
+# pkgtools/digest of 2014 has no BLAKE2s; current distinfo files use it. Python's hashlib computes it, every
+# other algorithm goes to the real digest.
+DIGEST_WRAPPER = """#!/bin/sh
+# buildtool: digest(1) with BLAKE2s, which pkgtools/digest of 2014 lacks.
+if [ "$1" = "BLAKE2s" ]; then
+	shift
+	exec /usr/bin/python3 - "$@" <<'EOF'
+import hashlib, sys
+names = sys.argv[1:]
+for name in names or ["-"]:
+    data = sys.stdin.buffer.read() if name == "-" else open(name, "rb").read()
+    digest = hashlib.blake2s(data).hexdigest()
+    print(digest if name == "-" else "BLAKE2s (%s) = %s" % (name, digest))
+EOF
+fi
+exec {real} "$@"
+"""
+
+
+class PkgsrcError(BuildError):
+    """The pkgsrc tree could not be unpacked or bootstrapped, or a pkgsrc command failed."""
+
+    exit_code = 8
+
+
+@dataclass(frozen=True)
+class PkgsrcTree:
+    """A bootstrapped pkgsrc tree in the cache: the tree, its prefix and the tools in it."""
+
+    root: Path
+
+    @property
+    def pkgsrc(self) -> Path:
+        return self.root / "pkgsrc"
+
+    @property
+    def prefix(self) -> Path:
+        return self.root / "pkg"
+
+    @property
+    def bmake(self) -> Path:
+        return self.prefix / "bin" / "bmake"
+
+    @property
+    def mk_conf(self) -> Path:
+        return self.prefix / "etc" / "mk.conf"
+
+    @property
+    def pkgdb(self) -> Path:
+        return self.prefix / "pkgdb"
+
+    def tool(self, name: str) -> Path:
+        """pkg_add, pkg_info, pkg_delete, pkg_admin, pkg_create."""
+        return self.prefix / "sbin" / name
+
+    @property
+    def complete_marker(self) -> Path:
+        return self.root / ".complete"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "bootstrap.log"
+
+
+def tree_for(tarball: Path, cache: Path) -> PkgsrcTree:
+    """Where the tree of `tarball` lives in the cache (keyed by the tarball's sha256)."""
+    return PkgsrcTree(cache / "pkgsrc" / file_digest(tarball, "sha256")[:16])
+
+
+def ensure_bootstrapped(tarball: Path, cache: Path, out=None) -> PkgsrcTree:
+    """The bootstrapped tree of `tarball`, unpacking and bootstrapping it first if the cache lacks it."""
+    out = out or sys.stderr
+    if not tarball.is_file():
+        raise PkgsrcError(f"{tarball}: pkgsrc tarball not found")
+    tree = tree_for(tarball, cache)
+    with tree_lock(tree):
+        if tree.complete_marker.is_file():
+            return tree
+        if tree.root.exists():
+            progress(out, f"removing the unfinished tree {tree.root}")
+            shutil.rmtree(tree.root)
+        tree.root.mkdir(parents=True)
+        t0 = time.monotonic()
+        progress(out, f"unpacking {tarball.name} into {tree.root}")
+        run_bounded(["tar", "-xJf", str(tarball), "-C", str(tree.root)], log=tree.log, timeout=UNPACK_TIMEOUT,
+                    what=f"unpacking {tarball.name}")
+        if not (tree.pkgsrc / "bootstrap" / "bootstrap").is_file():
+            raise PkgsrcError(f"{tarball}: no pkgsrc/bootstrap/bootstrap in the archive; "
+                              "is it a pkgsrc tree?")
+        progress(out, f"bootstrapping into {tree.prefix} (3-8 min on 2 cores; log: {tree.log})")
+        bootstrap(tree, out)
+        configure(tree)
+        with atomic_path(tree.complete_marker) as tmp:
+            tmp.write_text(f"{tarball.name}\n")
+        progress(out, f"bootstrap done in {time.monotonic() - t0:.0f}s")
+    return tree
+
+
+@contextlib.contextmanager
+def tree_lock(tree: PkgsrcTree) -> Iterator[None]:
+    """Exclusive use of one cached tree (bootstrap, and builds that install into its prefix)."""
+    tree.root.parent.mkdir(parents=True, exist_ok=True)
+    with (tree.root.parent / f"{tree.root.name}.lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def bootstrap(tree: PkgsrcTree, out) -> None:
+    p = tree.prefix
+    cmd = ["./bootstrap", "--prefix", str(p), "--varbase", str(p / "var"), "--pkgdbdir", str(tree.pkgdb),
+           "--prefer-pkgsrc", "openssl", "--workdir", str(tree.root / "bootstrap-work")]
+    run_bounded(cmd, cwd=tree.pkgsrc / "bootstrap", env=BOOTSTRAP_ENV, log=tree.log,
+                timeout=BOOTSTRAP_TIMEOUT, what="pkgsrc bootstrap", out=out)
+    shutil.rmtree(tree.root / "bootstrap-work", ignore_errors=True)
+
+
+def configure(tree: PkgsrcTree) -> None:
+    """The BLAKE2s digest wrapper and our mk.conf lines."""
+    real = tree.prefix / "bin" / "digest"
+    wrapper = tree.prefix / "libexec" / "buildtool" / "digest"
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(wrapper) as tmp:
+        tmp.write_text(DIGEST_WRAPPER.format(real=shlex.quote(str(real))))
+        tmp.chmod(0o755)
+    text = tree.mk_conf.read_text()
+    if "--- buildtool:" not in text:
+        with atomic_path(tree.mk_conf) as tmp:
+            tmp.write_text(text + MK_CONF.format(digest=wrapper))
+
+
+def progress(out, message: str) -> None:
+    print(f"==> pkgsrc: {message}", file=out, flush=True)
+
+
+def run_bounded(cmd: list[str], *, log: Path, timeout: float, what: str, cwd: Path | None = None,
+                env: Mapping[str, str] | None = None, out=None, check: bool = True) -> int:
+    """Run `cmd` with stdin from /dev/null, output appended to `log`, killed with its process group after
+    `timeout` seconds. With `out`, print the log's latest `===>` line every PROGRESS_EVERY seconds."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ, LC_ALL="C")
+    full_env.update(env or {})
+    with log.open("ab") as f:
+        f.write(f"\n$ (cd {cwd or os.getcwd()} && {shlex.join(cmd)})\n".encode())
+        f.flush()
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=f,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError as e:
+            raise PhaseError(f"{what} failed: program not found: {e.filename}", command=cmd,
+                             log=log) from None
+        stop = threading.Event()
+        reporter = threading.Thread(target=_report, args=(log, what, stop, out), daemon=True) if out else None
+        if reporter:
+            reporter.start()
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise PhaseError(f"{what} did not finish within {timeout:.0f}s and was stopped", command=cmd,
+                             log=log, tail=log_tail(log)) from None
+        except BaseException:
+            _kill_group(proc)
+            raise
+        finally:
+            stop.set()
+            if reporter:
+                reporter.join()
+    if rc != 0 and check:
+        raise PhaseError(f"{what} failed with exit status {rc}", command=cmd, log=log, tail=log_tail(log))
+    return rc
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+_STEP = re.compile(rb"^(===>.*|Working on .*|.*Build.*|.*[Ii]nstall.*)$", re.M)
+
+
+def _report(log: Path, what: str, stop: threading.Event, out) -> None:
+    t0 = time.monotonic()
+    last = b""
+    while not stop.wait(PROGRESS_EVERY):
+        try:
+            with log.open("rb") as f:
+                f.seek(max(0, log.stat().st_size - 65536))
+                steps = _STEP.findall(f.read())
+        except OSError:
+            continue
+        if steps and steps[-1] != last:
+            last = steps[-1]
+        print(f"==> pkgsrc: {what}: {time.monotonic() - t0:.0f}s, {last.decode(errors='replace')[:100]}",
+              file=out, flush=True)

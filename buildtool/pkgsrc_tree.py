@@ -233,7 +233,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-_STEP = re.compile(rb"^(===>.*|Working on .*|.*Build.*|.*[Ii]nstall.*)$", re.M)
+_STEP = re.compile(rb"^(===> .*|=> .*|Working on .*)$", re.M)
 
 
 def _report(log: Path, what: str, stop: threading.Event, out) -> None:
@@ -250,3 +250,138 @@ def _report(log: Path, what: str, stop: threading.Event, out) -> None:
             last = steps[-1]
         print(f"==> pkgsrc: {what}: {time.monotonic() - t0:.0f}s, {last.decode(errors='replace')[:100]}",
               file=out, flush=True)
+
+
+# --- running pkgsrc ---------------------------------------------------------------------------------
+
+BUILD_TIMEOUT = 2400.0
+TOOL_TIMEOUT = 300.0
+
+
+def bmake(tree: PkgsrcTree, pkgdir: Path, *args: str, log: Path, timeout: float = BUILD_TIMEOUT,
+          out=None) -> None:
+    """`bmake ARGS` in a package directory of the tree (stdin /dev/null, bounded, output to `log`)."""
+    targets = " ".join(a for a in args if "=" not in a)
+    run_bounded([str(tree.bmake), *args], cwd=pkgdir, log=log, timeout=timeout, out=out,
+                what=f"bmake {targets} in {pkgdir.relative_to(tree.pkgsrc)}")
+
+
+def show_var(tree: PkgsrcTree, pkgdir: Path, var: str, *settings: str) -> str:
+    """The value of a variable as pkgsrc computes it (`bmake show-var VARNAME=...`)."""
+    proc = tool(tree, str(tree.bmake), "show-var", f"VARNAME={var}", *settings, cwd=pkgdir)
+    if proc.returncode != 0:
+        raise PkgsrcError(f"bmake show-var VARNAME={var} in {pkgdir} failed:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout.strip()
+
+
+def tool(tree: PkgsrcTree, program: str, *args: str, cwd: Path | None = None,
+         env: Mapping[str, str] | None = None, timeout: float = TOOL_TIMEOUT) -> subprocess.CompletedProcess:
+    """A pkg_* tool of the tree (by name) or any program, stdin /dev/null, bounded, output captured."""
+    path = str(tree.tool(program)) if program.startswith("pkg_") else program
+    full_env = dict(os.environ, LC_ALL="C")
+    full_env.update(env or {})
+    try:
+        return subprocess.run([path, *args], cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise PkgsrcError(f"{program} {shlex.join(args)} did not finish within {timeout:.0f}s") from None
+
+
+# --- pkglint ------------------------------------------------------------------------------------------
+
+# pkglint-4.137 uses Digest::SHA1 (security/p5-Digest-SHA1, a CPAN distfile we cannot reach and Debian does
+# not package) for one call, sha1_hex; Perl's core Digest::SHA has the same function.
+DIGEST_SHA1_PM = """package Digest::SHA1;
+# buildtool: Digest::SHA1's sha1_hex from Perl's core Digest::SHA (pkglint needs only this function).
+use strict;
+use Digest::SHA ();
+sub sha1_hex { return Digest::SHA::sha1_hex(@_); }
+1;
+"""
+DEWEY_DEFINES = "-DHAVE_CTYPE_H -DHAVE_STDLIB_H -DHAVE_STRING_H"  # pkgtools/p5-pkgsrc-Dewey's CPPFLAGS
+PKGLINT_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Pkglint:
+    """pkgtools/pkglint of a tree, built with the system perl: `command` runs it in a package directory."""
+
+    root: Path
+
+    @property
+    def script(self) -> Path:
+        return self.root / "bin" / "pkglint"
+
+    @property
+    def perl5lib(self) -> str:
+        return ":".join(str(self.root / d) for d in ("lib/perl5", "dewey/blib/lib", "dewey/blib/arch"))
+
+    def command(self, *args: str) -> tuple[list[str], dict[str, str]]:
+        return ["/usr/bin/perl", str(self.script), *args], {"PERL5LIB": self.perl5lib}
+
+
+def ensure_pkglint(tree: PkgsrcTree, out=None) -> Pkglint:
+    """Build pkgtools/pkglint from the tree once, the way its Makefile does (SUBST, build.pl), with the
+    system perl (pkgsrc's own perl5 would need distfiles that are unreachable here); pkgtools/p5-pkgsrc-Dewey
+    (the XS module pkglint compares versions with) is built from the tree as well."""
+    out = out or sys.stderr
+    lint = Pkglint(tree.root / "pkglint")
+    with (tree.root / ".pkglint.lock").open("w") as lockf:
+        fcntl.flock(lockf, fcntl.LOCK_EX)
+        marker = lint.root / ".complete"
+        if marker.is_file():
+            return lint
+        progress(out, f"building pkglint from {tree.pkgsrc / 'pkgtools/pkglint'}")
+        if lint.root.exists():
+            shutil.rmtree(lint.root)
+        log = tree.root / "pkglint-build.log"
+        _build_dewey(tree, lint.root / "dewey", log)
+        _build_pkglint(tree, lint, log)
+        with atomic_path(marker) as tmp:
+            tmp.write_text("pkglint\n")
+    return lint
+
+
+def _build_dewey(tree: PkgsrcTree, work: Path, log: Path) -> None:
+    src = tree.pkgsrc / "pkgtools" / "p5-pkgsrc-Dewey" / "files"
+    shutil.copytree(src, work)
+    libdir = tree.pkgsrc / "pkgtools" / "pkg_install" / "files" / "lib"
+    for name in ("dewey.c", "dewey.h", "defs.h"):  # as the package's do-extract copies them
+        shutil.copy(libdir / name, work / ("lib_dewey.c" if name == "dewey.c" else name))
+    (work / "nbcompat.h").write_text("")
+    run_bounded(["/usr/bin/perl", "Makefile.PL", f"DEFINE={DEWEY_DEFINES}"], cwd=work, log=log,
+                timeout=PKGLINT_TIMEOUT, what="perl Makefile.PL of p5-pkgsrc-Dewey")
+    run_bounded(["make"], cwd=work, log=log, timeout=PKGLINT_TIMEOUT, what="building p5-pkgsrc-Dewey")
+
+
+def _build_pkglint(tree: PkgsrcTree, lint: Pkglint, log: Path) -> None:
+    pkgdir = tree.pkgsrc / "pkgtools" / "pkglint"
+    files = pkgdir / "files"
+    work = lint.root / "work"
+    shutil.copytree(files, work)
+    version = re.search(r"^PKGNAME=\s*pkglint-(\S+)", (pkgdir / "Makefile").read_text(), re.M)
+    if version is None:
+        raise PkgsrcError(f"{pkgdir / 'Makefile'}: no PKGNAME=pkglint-<version> line")
+    datadir = lint.root / "share" / "pkglint"
+    subst = {"@PKGSRCDIR@": str(tree.pkgsrc), "@PREFIX@": str(lint.root), "@DISTVER@": version[1],
+             "@MAKE@": str(tree.bmake), "@PERL@": "/usr/bin/perl", "@DATADIR@": str(datadir)}
+    for name in ("build.pl", "pkglint.pl", "plist-clash.pl"):  # the Makefile's SUBST_FILES.pkglint
+        text = (work / name).read_text()
+        for key, value in subst.items():
+            text = text.replace(key, value)
+        (work / name).write_text(text)
+    inlined = work / "pkglint.pl.inlined"
+    with (work / "pkglint.pl").open("rb") as src, inlined.open("wb") as dst:
+        proc = subprocess.run(["/usr/bin/perl", "build.pl"], cwd=work, stdin=src, stdout=dst,
+                              stderr=subprocess.PIPE, timeout=PKGLINT_TIMEOUT)
+    if proc.returncode != 0:
+        raise PkgsrcError(f"pkglint's build.pl failed: {proc.stderr.decode(errors='replace')[-2000:]}")
+    lint.script.parent.mkdir(parents=True)
+    shutil.copy(inlined, lint.script)
+    lint.script.chmod(0o755)
+    datadir.mkdir(parents=True)
+    for name in ("makevars.map", "deprecated.map"):
+        shutil.copy(files / name, datadir / name)
+    compat = lint.root / "lib" / "perl5" / "Digest"
+    compat.mkdir(parents=True)
+    (compat / "SHA1.pm").write_text(DIGEST_SHA1_PM)

@@ -31,6 +31,7 @@ from .runlog import log_tail
 
 UNPACK_TIMEOUT = 900.0
 BOOTSTRAP_TIMEOUT = 3600.0
+CONFIG_VERSION = 7
 PROGRESS_EVERY = 30.0
 
 # bmake-20140314 has duplicate definitions gcc >= 10 rejects (-fcommon); libfetch's -Werror trips gcc 12
@@ -44,9 +45,14 @@ BOOTSTRAP_ENV = {"CFLAGS": "-O2 -fcommon", "NOGCCERROR": "yes", "SH": "/bin/bash
 MK_CONF = """
 # --- buildtool: settings for pkgsrc-2014Q1 on Debian 12 ---
 PKG_DEVELOPER=		yes
+# PKG_DEVELOPER turns on the permission check, whose tool (sysutils/checkperms) needs an unreachable distfile
+CHECK_PERMS=		no
 FETCH_USING=		manual
 PREFER_NATIVE=		openssl libpcap
 USE_BUILTIN.openssl=	yes
+# builtin.mk's awk looks for a hex OPENSSL_VERSION_NUMBER, which OpenSSL 3's opensslv.h no longer has
+BUILTIN_PKG.openssl!=	awk '/define OPENSSL_VERSION_STR/ \\
+			{{ gsub("\\"", "", $$NF); print "openssl-" $$NF }}' /usr/include/openssl/opensslv.h
 _DIGEST_ALGORITHMS=	BLAKE2s SHA512
 TOOLS_PLATFORM.digest=	{digest}
 ALLOW_VULNERABLE_PACKAGES=	yes
@@ -55,17 +61,16 @@ ALLOW_VULNERABLE_PACKAGES=	yes
 # pkgtools/digest of 2014 has no BLAKE2s; current distinfo files use it. Python's hashlib computes it, every
 # other algorithm goes to the real digest.
 DIGEST_WRAPPER = """#!/bin/sh
-# buildtool: digest(1) with BLAKE2s, which pkgtools/digest of 2014 lacks.
+# buildtool: digest(1) with BLAKE2s, which pkgtools/digest of 2014 lacks (data on stdin or in files).
 if [ "$1" = "BLAKE2s" ]; then
 	shift
-	exec /usr/bin/python3 - "$@" <<'EOF'
+	exec /usr/bin/python3 -c '
 import hashlib, sys
-names = sys.argv[1:]
-for name in names or ["-"]:
+for name in sys.argv[1:] or ["-"]:
     data = sys.stdin.buffer.read() if name == "-" else open(name, "rb").read()
     digest = hashlib.blake2s(data).hexdigest()
     print(digest if name == "-" else "BLAKE2s (%s) = %s" % (name, digest))
-EOF
+' "$@"
 fi
 exec {real} "$@"
 """
@@ -112,6 +117,11 @@ class PkgsrcTree:
         return self.root / ".complete"
 
     @property
+    def configured_marker(self) -> Path:
+        """Written once `configure` finished for this CONFIG_VERSION (a changed MK_CONF bumps it)."""
+        return self.root / f".configured-{CONFIG_VERSION}"
+
+    @property
     def log(self) -> Path:
         return self.root / "bootstrap.log"
 
@@ -129,6 +139,8 @@ def ensure_bootstrapped(tarball: Path, cache: Path, out=None) -> PkgsrcTree:
     tree = tree_for(tarball, cache)
     with tree_lock(tree):
         if tree.complete_marker.is_file():
+            if not tree.configured_marker.is_file():
+                configure(tree, out)
             return tree
         if tree.root.exists():
             progress(out, f"removing the unfinished tree {tree.root}")
@@ -143,10 +155,10 @@ def ensure_bootstrapped(tarball: Path, cache: Path, out=None) -> PkgsrcTree:
                               "is it a pkgsrc tree?")
         progress(out, f"bootstrapping into {tree.prefix} (3-8 min on 2 cores; log: {tree.log})")
         bootstrap(tree, out)
-        configure(tree)
         with atomic_path(tree.complete_marker) as tmp:
             tmp.write_text(f"{tarball.name}\n")
         progress(out, f"bootstrap done in {time.monotonic() - t0:.0f}s")
+        configure(tree, out)
     return tree
 
 
@@ -171,18 +183,26 @@ def bootstrap(tree: PkgsrcTree, out) -> None:
     shutil.rmtree(tree.root / "bootstrap-work", ignore_errors=True)
 
 
-def configure(tree: PkgsrcTree) -> None:
-    """The BLAKE2s digest wrapper and our mk.conf lines."""
+def configure(tree: PkgsrcTree, out) -> None:
+    """The real digest (pkgtools/digest, built from the tree's files), the BLAKE2s wrapper around it and
+    our mk.conf lines (replacing an older version of them)."""
     real = tree.prefix / "bin" / "digest"
+    if not real.is_file():
+        progress(out, "building pkgtools/digest (the bootstrap does not install it)")
+        bmake(tree, tree.pkgsrc / "pkgtools" / "digest", "install", "clean", log=tree.log)
     wrapper = tree.prefix / "libexec" / "buildtool" / "digest"
     wrapper.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(wrapper) as tmp:
         tmp.write_text(DIGEST_WRAPPER.format(real=shlex.quote(str(real))))
         tmp.chmod(0o755)
     text = tree.mk_conf.read_text()
-    if "--- buildtool:" not in text:
-        with atomic_path(tree.mk_conf) as tmp:
-            tmp.write_text(text + MK_CONF.format(digest=wrapper))
+    mark = MK_CONF.lstrip("\n").splitlines()[0]
+    if mark in text:
+        text = text[: text.index(mark)].rstrip("\n") + "\n"
+    with atomic_path(tree.mk_conf) as tmp:
+        tmp.write_text(text + MK_CONF.format(digest=wrapper))
+    with atomic_path(tree.configured_marker) as tmp:
+        tmp.write_text("configured\n")
 
 
 def progress(out, message: str) -> None:

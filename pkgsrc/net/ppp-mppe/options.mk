@@ -40,14 +40,16 @@ PKG_FAIL_REASON+=	"${PKGNAME} needs the kernel sources in SYSDIR (${SYSDIR}) to 
 			"PKG_OPTIONS.ppp-mppe=-ppp-mppe-kmod"
 .  endif
 KMOD_WRKDIR=	${WRKDIR}/kmod
-KMOD_FILES=	drivers/net/ppp/ppp_generic.c drivers/net/ppp/ppp_mppe.c include/uapi/linux/ppp-comp.h
+KMOD_FILES=	drivers/net/ppp/ppp_generic.c drivers/net/ppp/ppp_mppe.c drivers/net/ppp/ppp_mppe.h include/uapi/linux/ppp-comp.h
 KMOD_PATCHES=	${FILESDIR}/kmod/patch-ca
 
 post-patch: kmod-patch
 .PHONY: kmod-patch
 kmod-patch:
 	${RUN} ${MKDIR} ${KMOD_WRKDIR}
-	${RUN} cd ${SYSDIR} && ${PAX} -rw -pp ${KMOD_FILES} ${KMOD_WRKDIR}
+	${RUN} for f in ${KMOD_FILES}; do \
+		${MKDIR} ${KMOD_WRKDIR}/$${f%/*} && ${CP} ${SYSDIR}/$$f ${KMOD_WRKDIR}/$$f || exit 1; \
+	done
 	${RUN} for p in ${KMOD_PATCHES}; do \
 		${PATCH} -d ${KMOD_WRKDIR} -N -s -p0 ${PATCH_FUZZ_FACTOR} < $$p || exit 1; \
 	done

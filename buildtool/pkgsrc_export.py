@@ -9,6 +9,7 @@ are applied by the kernel-module part of the Makefile to a copy of the SYSDIR fi
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -93,9 +94,24 @@ def _assign(name: str, value: str) -> str:
     return f"{name}{chr(9) * tabs}{value}"
 
 
+def _rewrap(text: str, width: int = 79) -> str:
+    """Paragraphs of running text re-filled to `width` columns (pkglint wants DESCR and MESSAGE lines of
+    at most 80); a paragraph with an indented line (a command, a table) is kept as it is."""
+    out = []
+    for para in text.strip().split("\n\n"):
+        lines = para.splitlines()
+        if any(line[:1].isspace() for line in lines):
+            out.append(para)
+        else:
+            out.append(textwrap.fill(" ".join(line.strip() for line in lines), width=width,
+                                     break_long_words=False, break_on_hyphens=False))
+    return "\n\n".join(out)
+
+
 def _env() -> jinja2.Environment:
     env = template_env("pkgsrc")
     env.filters["assign"] = _assign
+    env.filters["rewrap"] = _rewrap
     return env
 
 

@@ -9,6 +9,8 @@ PKG_SUPPORTED_OPTIONS=	ppp-mppe-kmod
 # on request for a kernel the user names.
 PLIST_VARS+=	kmod
 
+.include "../../mk/bsd.prefs.mk"
+
 .include "../../mk/bsd.options.mk"
 
 # MPPE kernel modules, built against the kernel sources in SYSDIR.
@@ -43,15 +45,17 @@ KMOD_WRKDIR=	${WRKDIR}/kmod
 KMOD_FILES=	drivers/net/ppp/ppp_generic.c drivers/net/ppp/ppp_mppe.c drivers/net/ppp/ppp_mppe.h include/uapi/linux/ppp-comp.h
 KMOD_PATCHES=	${FILESDIR}/kmod/patch-ca
 
+USE_TOOLS+=	patch
+
 post-patch: kmod-patch
 .PHONY: kmod-patch
 kmod-patch:
-	${RUN} ${MKDIR} ${KMOD_WRKDIR}
+	${RUN} ${MKDIR} ${KMOD_FILES:H:O:u:S,^,${KMOD_WRKDIR}/,}
 	${RUN} for f in ${KMOD_FILES}; do \
-		${MKDIR} ${KMOD_WRKDIR}/$${f%/*} && ${CP} ${SYSDIR}/$$f ${KMOD_WRKDIR}/$$f || exit 1; \
+		${CP} ${SYSDIR}/"$$f" ${KMOD_WRKDIR}/"$$f" || exit 1; \
 	done
 	${RUN} for p in ${KMOD_PATCHES}; do \
-		${PATCH} -d ${KMOD_WRKDIR} -N -s -p0 ${PATCH_FUZZ_FACTOR} < $$p || exit 1; \
+		${PATCH} -d ${KMOD_WRKDIR} -N -s -p0 < "$$p" || exit 1; \
 	done
 
 post-build: kmod-build
@@ -61,7 +65,7 @@ kmod-build:
 	${RUN} ${ECHO} 'NOSTDINC_FLAGS += -I${KMOD_WRKDIR}/include' > ${KMOD_WRKDIR}/drivers/net/ppp/Kbuild
 	${RUN} ${ECHO} 'obj-m := ppp_generic.o ppp_mppe.o' >> ${KMOD_WRKDIR}/drivers/net/ppp/Kbuild
 	${RUN} ${SETENV} MAKEFLAGS= ${MAKE_PROGRAM} -C ${KMOD_BUILDDIR} ${KMOD_MAKE_ARGS} M=${KMOD_WRKDIR}/drivers/net/ppp KERNELRELEASE=${KMOD_KVER} CC=${KMOD_CC:Q} modules
-	${RUN} for m in ppp_generic ppp_mppe; do v=`${KMOD_MODINFO} -F vermagic ${KMOD_WRKDIR}/drivers/net/ppp/$$m.ko`; case "$$v" in "${KMOD_KVER} "*) ;; *) ${ECHO} "$$m.ko: vermagic '$$v' is not for ${KMOD_KVER}" 1>&2; exit 1;; esac; done
+	${RUN} for m in ppp_generic ppp_mppe; do v=`${KMOD_MODINFO} -F vermagic ${KMOD_WRKDIR}/drivers/net/ppp/"$$m".ko`; case "$$v" in "${KMOD_KVER} "*) ;; *) ${ECHO} "$$m.ko: vermagic '$$v' is not for ${KMOD_KVER}" 1>&2; exit 1;; esac; done
 .  endif
 
 post-install: kmod-install

@@ -321,12 +321,14 @@ def _verify_open(path: Path, tar: tarfile.TarFile) -> list[str]:
             problems.append(f"{path}: {name} is listed in +CONTENTS but not in the archive")
             continue
         size += member.size if member.isfile() else 0
-        if "md5" not in facts:
+        if member.issym():
+            if facts.get("symlink") != member.linkname:
+                problems.append(f"{path}: {name}: symlink target {member.linkname!r} does not match "
+                                "+CONTENTS")
+        elif "md5" not in facts:
             problems.append(f"{path}: {name} has no @comment MD5: line")
         elif _member_md5(tar, member) != facts["md5"]:
             problems.append(f"{path}: {name}: MD5 does not match +CONTENTS")
-        if member.issym() and facts.get("symlink") != member.linkname:
-            problems.append(f"{path}: {name}: symlink target {member.linkname!r} does not match +CONTENTS")
         if facts["mode"] and int(facts["mode"], 8) != member.mode:
             problems.append(f"{path}: {name}: mode {member.mode:04o}, +CONTENTS says {facts['mode']}")
     listed = {name for name, _ in entries}

@@ -241,6 +241,11 @@ def install_check_delete(tree: PkgsrcTree, tmp: Path, packages: list[Path], name
     listed = tool(tree, "pkg_info", "-K", str(dbdir), "-e", "*").stdout
     check = tool(tree, "pkg_admin", "-K", str(dbdir), "check")
     assert check.returncode == 0, check.stdout + check.stderr
+    # pkg_admin check prints a dot per package, then one line per problem (e.g. "<file> fails MD5 checksum")
+    verdicts = [line.strip(".") for line in check.stdout.splitlines() if line.strip(".")]
+    ok = re.compile(r"Checked \d+ files from \d+ packages\.|Done\.")
+    assert all(ok.fullmatch(v) for v in verdicts), check.stdout
+    assert check.stderr == "", check.stderr
     result = {"check": check.stdout.strip(), "listed": listed, "prefix": prefix}
     result["files"] = sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*") if p.is_file()
                              or p.is_symlink())

@@ -24,7 +24,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from .errors import DISK_ERRNOS, RecipeError, UsageError, disk_error
-from .fsutil import atomic_path
+from .fsutil import atomic_path, text_digest
 from .layout import PREFIX
 from .plist import plist_sources, read_plists
 from .recipe import Recipe
@@ -61,6 +61,14 @@ class PackedFile:
 # package that asks for newer tools than its own. pkgsrc writes PKGTOOLS_VERSION_REQD, the oldest pkg_install
 # that understands the package format (mk/pkgformat/pkg/pkgformat-vars.mk; 20091115 in 2014Q1 as today).
 PKGTOOLS_VERSION = "20091115"
+
+
+def writer_digest() -> str:
+    """The package writer itself (this module and its templates): part of the package phase's key, so a
+    change of the package format (e.g. +BUILD_INFO's PKGTOOLS_VERSION) repackages existing builds."""
+    here = Path(__file__).resolve()
+    parts = [here, *sorted((here.parent / "templates" / "package").glob("*"))]
+    return text_digest(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in parts))
 
 
 def source_date_epoch(environ: Mapping[str, str]) -> int:

@@ -172,6 +172,11 @@ def file_mode(recipe: Recipe, path: str, st_mode: int) -> int:
     return stat.S_IMODE(st_mode) & ~0o022
 
 
+def _counted_size(f: PackedFile) -> int:
+    """What +SIZE_PKG counts per file, as pkgsrc does (lstat sizes): a symlink's is its target's length."""
+    return f.size if f.target is None else len(f.target.encode())
+
+
 def _packed_file(recipe: Recipe, stage_prefix: Path, path: str) -> PackedFile:
     source = stage_prefix / path
     st = source.lstat()
@@ -203,7 +208,7 @@ def metadata(recipe: Recipe, files: list[PackedFile], deps: list[str],
     if recipe.message.strip():
         members.append(("+DISPLAY", render(env, "DISPLAY.j2", message=recipe.message)))
     members.append(("+BUILD_INFO", render(env, "BUILD_INFO.j2", build_info=build_info)))
-    members.append(("+SIZE_PKG", render(env, "SIZE_PKG.j2", size=sum(f.size for f in files))))
+    members.append(("+SIZE_PKG", render(env, "SIZE_PKG.j2", size=sum(_counted_size(f) for f in files))))
     return members
 
 
@@ -328,7 +333,7 @@ def _verify_open(path: Path, tar: tarfile.TarFile) -> list[str]:
         if member is None:
             problems.append(f"{path}: {name} is listed in +CONTENTS but not in the archive")
             continue
-        size += member.size if member.isfile() else 0
+        size += member.size if member.isfile() else len(member.linkname.encode()) if member.issym() else 0
         if member.issym():
             if facts.get("symlink") != member.linkname:
                 problems.append(f"{path}: {name}: symlink target {member.linkname!r} does not match "

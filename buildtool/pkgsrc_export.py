@@ -250,16 +250,6 @@ def _distinfo_text(recipe: Recipe, patches: list[Path]) -> str:
     return format_distinfo(sums, {p.name: patch_sha1(p) for p in patches})
 
 
-def _extra_vars(recipe: Recipe) -> dict[str, tuple[str, str]]:
-    out = {}
-    for name, pair in recipe.pkgsrc.get("vars", {}).items():
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
-            raise RecipeError(f"{recipe.toml_path}: key 'pkgsrc.vars.{name}' must be [value, why], "
-                              "two strings")
-        out[name] = (pair[0], pair[1])
-    return out
-
-
 def _buildlink3_users(recipe: Recipe, products: list[Recipe]) -> bool:
     """Does another exported package include this one's buildlink3.mk?"""
     wanted = pkgpath(recipe)
@@ -311,8 +301,7 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
             configure_args_opsys=spec.get("configure_args_opsys", {}), make_flags=spec.get("make_flags", []),
             install_make_flags=spec.get("install_make_flags", []),
             destdir_varname=spec.get("destdir_varname", ""),
-            check_portability_skip=spec.get("check_portability_skip", {}), extra_vars=_extra_vars(recipe),
-            plist_subst=subst, options=options,
+            check_portability_skip=spec.get("check_portability_skip", {}), plist_subst=subst, options=options,
             examples=examples, example_dirs=sorted({e.dest_dir for e in examples}),
             buildlink3=spec.get("buildlink3", [])),
         "DESCR": render(env, "DESCR.j2", description=recipe.description),

@@ -65,8 +65,6 @@ FIELDS: tuple[Field, ...] = (
           "CONFIGURE_ARGS for one OPSYS only: {OPSYS = [args]}", {}),
     Field("pkgsrc", "make_flags", list, False, "MAKE_FLAGS", []),
     Field("pkgsrc", "install_make_flags", list, False, "INSTALL_MAKE_FLAGS", []),
-    Field("pkgsrc", "vars", dict, False,
-          "more Makefile variables: NAME -> [value, why] (the why becomes the comment above it)", {}),
     Field("pkgsrc", "check_portability_skip", dict, False,
           "CHECK_PORTABILITY_SKIP: file of WRKSRC -> why pkgsrc's portability check may skip it", {}),
     Field("pkgsrc", "destdir_varname", str, False,

@@ -101,7 +101,8 @@ def test_package_contents_and_order(setup):
         "@ignore\n+BUILD_INFO\n@ignore\n+SIZE_PKG\n")
     assert got["+COMMENT"][1] == b"PPP daemon with MPPE\n"
     assert got["+DESC"][1] == b"pppd with MPPE.\n\nHomepage:\nhttps://ppp.samba.org/\n"
-    size = sum(len(d) for n, (m, d) in got.items() if not n.startswith("+") and m.isfile())
+    # as pkgsrc counts it (lstat sizes): the symlink lib/pppd/current -> 2.4.9 adds 5
+    size = sum(len(d) for n, (m, d) in got.items() if not n.startswith("+") and m.isfile()) + len("2.4.9")
     assert got["+SIZE_PKG"][1] == f"{size}\n".encode()
     info = dict(line.split("=", 1) for line in got["+BUILD_INFO"][1].decode().splitlines())
     assert info["OPSYS"] == "Linux" and info["PKGPATH"] == "net/ppp-mppe" and info["LOCALBASE"] == "/usr/pkg"

@@ -290,6 +290,8 @@ EXPLAINED_WARNINGS: dict[str, str] = {
     "Found absolute pathname: /usr/src/sys": "SYSDIR's default on NetBSD, as the historic package had it",
     "Found absolute pathname: /lib/modules/${KMOD_KVER}/build": "KMOD_BUILDDIR's default: the running "
     "kernel's kbuild tree is there on every Linux distribution",
+    "Manual page missing for sbin/pppoe-discovery": "ppp-2.4.9 ships no manual page for it "
+    "(pppoe-discovery.8 appeared upstream later)",
     "patches/patch-ab:15: Found absolute pathname: /usr/local": "a context line of pptpd's plugins/Makefile "
     "(upstream's default prefix; the package overrides LIBDIR)",
 }

@@ -16,23 +16,20 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BuildError, PhaseError
+from .errors import BuildError
 from .fsutil import atomic_path, file_digest
-from .runlog import log_tail
+from .runlog import capture, run
 
 UNPACK_TIMEOUT = 900.0
 BOOTSTRAP_TIMEOUT = 3600.0
 CONFIG_VERSION = 7
-PROGRESS_EVERY = 30.0
 
 # bmake-20140314 has duplicate definitions gcc >= 10 rejects (-fcommon); libfetch's -Werror trips gcc 12
 # (NOGCCERROR); dash's echo is not BSD-compatible (SH).
@@ -154,7 +151,7 @@ def ensure_bootstrapped(tarball: Path, cache: Path, out=None) -> PkgsrcTree:
             raise PkgsrcError(f"{tarball}: no pkgsrc/bootstrap/bootstrap in the archive; "
                               "is it a pkgsrc tree?")
         progress(out, f"bootstrapping into {tree.prefix} (3-8 min on 2 cores; log: {tree.log})")
-        bootstrap(tree, out)
+        bootstrap(tree)
         with atomic_path(tree.complete_marker) as tmp:
             tmp.write_text(f"{tarball.name}\n")
         progress(out, f"bootstrap done in {time.monotonic() - t0:.0f}s")
@@ -174,12 +171,12 @@ def tree_lock(tree: PkgsrcTree) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def bootstrap(tree: PkgsrcTree, out) -> None:
+def bootstrap(tree: PkgsrcTree) -> None:
     p = tree.prefix
     cmd = ["./bootstrap", "--prefix", str(p), "--varbase", str(p / "var"), "--pkgdbdir", str(tree.pkgdb),
            "--prefer-pkgsrc", "openssl", "--workdir", str(tree.root / "bootstrap-work")]
     run_bounded(cmd, cwd=tree.pkgsrc / "bootstrap", env=BOOTSTRAP_ENV, log=tree.log,
-                timeout=BOOTSTRAP_TIMEOUT, what="pkgsrc bootstrap", out=out)
+                timeout=BOOTSTRAP_TIMEOUT, what="pkgsrc bootstrap")
     shutil.rmtree(tree.root / "bootstrap-work", ignore_errors=True)
 
 
@@ -210,66 +207,11 @@ def progress(out, message: str) -> None:
 
 
 def run_bounded(cmd: list[str], *, log: Path, timeout: float, what: str, cwd: Path | None = None,
-                env: Mapping[str, str] | None = None, out=None, check: bool = True) -> int:
-    """Run `cmd` with stdin from /dev/null, output appended to `log`, killed with its process group after
-    `timeout` seconds. With `out`, print the log's latest `===>` line every PROGRESS_EVERY seconds."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ, LC_ALL="C")
-    full_env.update(env or {})
-    with log.open("ab") as f:
-        f.write(f"\n$ (cd {cwd or os.getcwd()} && {shlex.join(cmd)})\n".encode())
-        f.flush()
-        try:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=f,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        except FileNotFoundError as e:
-            raise PhaseError(f"{what} failed: program not found: {e.filename}", command=cmd,
-                             log=log) from None
-        stop = threading.Event()
-        reporter = threading.Thread(target=_report, args=(log, what, stop, out), daemon=True) if out else None
-        if reporter:
-            reporter.start()
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise PhaseError(f"{what} did not finish within {timeout:.0f}s and was stopped", command=cmd,
-                             log=log, tail=log_tail(log)) from None
-        except BaseException:
-            _kill_group(proc)
-            raise
-        finally:
-            stop.set()
-            if reporter:
-                reporter.join()
-    if rc != 0 and check:
-        raise PhaseError(f"{what} failed with exit status {rc}", command=cmd, log=log, tail=log_tail(log))
-    return rc
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-_STEP = re.compile(rb"^(===> .*|=> .*|Working on .*)$", re.M)
-
-
-def _report(log: Path, what: str, stop: threading.Event, out) -> None:
-    t0 = time.monotonic()
-    last = b""
-    while not stop.wait(PROGRESS_EVERY):
-        try:
-            with log.open("rb") as f:
-                f.seek(max(0, log.stat().st_size - 65536))
-                steps = _STEP.findall(f.read())
-        except OSError:
-            continue
-        if steps and steps[-1] != last:
-            last = steps[-1]
-        print(f"==> pkgsrc: {what}: {time.monotonic() - t0:.0f}s, {last.decode(errors='replace')[:100]}",
-              file=out, flush=True)
+                env: Mapping[str, str] | None = None) -> None:
+    """runlog.run (own process group, stdin /dev/null, output to `log`, progress lines, stopped with its
+    group after `timeout`) with the pkgsrc quirk spelled out: nbpatch's "File to patch:" prompt then reads
+    end-of-file instead of waiting for ever."""
+    run(cmd, log=log, cwd=cwd, env=env, what=what, timeout=timeout)
 
 
 # --- running pkgsrc ---------------------------------------------------------------------------------
@@ -278,11 +220,10 @@ BUILD_TIMEOUT = 2400.0
 TOOL_TIMEOUT = 300.0
 
 
-def bmake(tree: PkgsrcTree, pkgdir: Path, *args: str, log: Path, timeout: float = BUILD_TIMEOUT,
-          out=None) -> None:
+def bmake(tree: PkgsrcTree, pkgdir: Path, *args: str, log: Path, timeout: float = BUILD_TIMEOUT) -> None:
     """`bmake ARGS` in a package directory of the tree (stdin /dev/null, bounded, output to `log`)."""
     targets = " ".join(a for a in args if "=" not in a)
-    run_bounded([str(tree.bmake), *args], cwd=pkgdir, log=log, timeout=timeout, out=out,
+    run_bounded([str(tree.bmake), *args], cwd=pkgdir, log=log, timeout=timeout,
                 what=f"bmake {targets} in {pkgdir.relative_to(tree.pkgsrc)}")
 
 
@@ -301,8 +242,7 @@ def tool(tree: PkgsrcTree, program: str, *args: str, cwd: Path | None = None,
     full_env = dict(os.environ, LC_ALL="C")
     full_env.update(env or {})
     try:
-        return subprocess.run([path, *args], cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout)
+        return capture([path, *args], cwd=cwd, env=full_env, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise PkgsrcError(f"{program} {shlex.join(args)} did not finish within {timeout:.0f}s") from None
 

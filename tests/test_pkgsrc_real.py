@@ -88,8 +88,7 @@ def _remove_installed(tree: PkgsrcTree) -> None:
 
 def _timed_package(built: Built, pkgdir: Path, key: str, *settings: str) -> None:
     t0 = time.monotonic()
-    bmake(built.tree, pkgdir, "package", *built.settings, *settings, log=built.tmp / f"{key}.log",
-          out=sys.stderr)
+    bmake(built.tree, pkgdir, "package", *built.settings, *settings, log=built.tmp / f"{key}.log")
     seconds = time.monotonic() - t0
     pkg = built.package(pkgdir.name, kmod_on=any("PACKAGES=" in s for s in settings))
     built.lines[key] = (f"bmake package of {pkgdir.relative_to(built.tree.pkgsrc)} ({key}): {seconds:.0f}s, "

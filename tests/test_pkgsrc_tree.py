@@ -1,19 +1,19 @@
 """buildtool.pkgsrc_tree's bookkeeping: a half-finished bootstrap is never taken as done, a hung one is
-stopped. Small real tarballs whose `bootstrap` is a shell script stand in for pkgsrc's (the real bootstrap
-is exercised by tests/test_pkgsrc_real.py); what is tested here is what that test cannot provoke."""
+stopped (runlog.run's process-group handling is tested in test_reliability.py). Small real tarballs whose
+`bootstrap` is a shell script stand in for pkgsrc's (the real bootstrap is exercised by
+tests/test_pkgsrc_real.py); what is tested here is what that test cannot provoke."""
 
 from __future__ import annotations
 
 import io
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
 from buildtool import pkgsrc_tree
 from buildtool.errors import PhaseError
-from buildtool.pkgsrc_tree import PkgsrcError, ensure_bootstrapped, run_bounded, tree_for
+from buildtool.pkgsrc_tree import PkgsrcError, ensure_bootstrapped, tree_for
 
 
 def make_tarball(path: Path, bootstrap: str | None) -> Path:
@@ -51,23 +51,6 @@ def test_failed_bootstrap_is_redone_from_scratch(tmp_path):
     with pytest.raises(PhaseError):
         ensure_bootstrapped(tarball, cache, out=out)
     assert "removing the unfinished tree" in out.getvalue()
-
-
-def test_hung_command_is_stopped_with_its_children(tmp_path):
-    marker = tmp_path / "child-alive"
-    script = f"(sleep 3; touch {marker}) & sleep 60"
-    with pytest.raises(PhaseError, match="did not finish within 1s"):
-        run_bounded(["sh", "-c", script], log=tmp_path / "log", timeout=1, what="a hung step")
-    time.sleep(4)  # the background child would have touched the marker by now
-    assert not marker.exists(), "the background child outlived the timeout"
-
-
-def test_stdin_is_dev_null(tmp_path):
-    """nbpatch's "File to patch:" prompt must read end-of-file, not wait on a terminal."""
-    log = tmp_path / "log"
-    run_bounded(["sh", "-c", "if read x; then echo got:$x; else echo eof; fi"], log=log, timeout=30,
-                what="read")
-    assert log.read_text().strip().endswith("eof")
 
 
 def test_bootstrap_timeout_is_bounded(monkeypatch, tmp_path):

@@ -450,17 +450,15 @@ def _is_dynamic_elf(path: Path) -> bool:
 
 
 def _package_prefix(pkg: Path, tar: tarfile.TarFile) -> str:
-    """The first `@cwd` of a binary package's +CONTENTS (where pkg_add installs it)."""
+    """The first `@cwd` of a binary package's +CONTENTS: where pkg_add installs it (PREFIX without one)."""
     try:
         contents = tar.extractfile("+CONTENTS")
     except KeyError:
         contents = None
-    if contents is None:
-        raise HarnessError(f"{pkg}: no +CONTENTS; not a pkgsrc binary package")
-    for line in contents.read().decode(errors="replace").splitlines():
+    for line in (contents.read().decode(errors="replace") if contents else "").splitlines():
         if line.startswith("@cwd "):
             return line[5:].strip().rstrip("/") or "/"
-    raise HarnessError(f"{pkg}: +CONTENTS has no @cwd line")
+    return PREFIX
 
 
 def _compiled_path(binary: Path, name: bytes) -> str | None:

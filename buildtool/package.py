@@ -24,7 +24,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from .errors import DISK_ERRNOS, RecipeError, UsageError, disk_error
-from .fsutil import atomic_path
+from .fsutil import atomic_path, text_digest
 from .layout import PREFIX
 from .plist import plist_sources, read_plists
 from .recipe import Recipe
@@ -55,6 +55,20 @@ class PackedFile:
         if self.target is not None or self.mode in (0o644, 0o755):
             return ""
         return f"{self.mode:04o}"
+
+
+# pkg_install version data: pkg_add warns "package lacks pkg_install version data" without it and refuses a
+# package that asks for newer tools than its own. pkgsrc writes PKGTOOLS_VERSION_REQD, the oldest pkg_install
+# that understands the package format (mk/pkgformat/pkg/pkgformat-vars.mk; 20091115 in 2014Q1 as today).
+PKGTOOLS_VERSION = "20091115"
+
+
+def writer_digest() -> str:
+    """The package writer itself (this module and its templates): part of the package phase's key, so a
+    change of the package format (e.g. +BUILD_INFO's PKGTOOLS_VERSION) repackages existing builds."""
+    here = Path(__file__).resolve()
+    parts = [here, *sorted((here.parent / "templates" / "package").glob("*"))]
+    return text_digest(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in parts))
 
 
 def source_date_epoch(environ: Mapping[str, str]) -> int:
@@ -111,6 +125,7 @@ def default_build_info(recipe: Recipe, kernel: str,
         "OPSYS": opsys(target_kernel),
         "OS_VERSION": os_version(target_kernel),
         "PKGPATH": f"{(recipe.categories or ['net'])[0]}/{recipe.name}",
+        "PKGTOOLS_VERSION": PKGTOOLS_VERSION,
     }
 
 
@@ -172,6 +187,11 @@ def file_mode(recipe: Recipe, path: str, st_mode: int) -> int:
     return stat.S_IMODE(st_mode) & ~0o022
 
 
+def _counted_size(f: PackedFile) -> int:
+    """What +SIZE_PKG counts per file, as pkgsrc does (lstat sizes): a symlink's is its target's length."""
+    return f.size if f.target is None else len(f.target.encode())
+
+
 def _packed_file(recipe: Recipe, stage_prefix: Path, path: str) -> PackedFile:
     source = stage_prefix / path
     st = source.lstat()
@@ -203,7 +223,7 @@ def metadata(recipe: Recipe, files: list[PackedFile], deps: list[str],
     if recipe.message.strip():
         members.append(("+DISPLAY", render(env, "DISPLAY.j2", message=recipe.message)))
     members.append(("+BUILD_INFO", render(env, "BUILD_INFO.j2", build_info=build_info)))
-    members.append(("+SIZE_PKG", render(env, "SIZE_PKG.j2", size=sum(f.size for f in files))))
+    members.append(("+SIZE_PKG", render(env, "SIZE_PKG.j2", size=sum(_counted_size(f) for f in files))))
     return members
 
 
@@ -328,13 +348,15 @@ def _verify_open(path: Path, tar: tarfile.TarFile) -> list[str]:
         if member is None:
             problems.append(f"{path}: {name} is listed in +CONTENTS but not in the archive")
             continue
-        size += member.size if member.isfile() else 0
-        if "md5" not in facts:
+        size += member.size if member.isfile() else len(member.linkname.encode()) if member.issym() else 0
+        if member.issym():
+            if facts.get("symlink") != member.linkname:
+                problems.append(f"{path}: {name}: symlink target {member.linkname!r} does not match "
+                                "+CONTENTS")
+        elif "md5" not in facts:
             problems.append(f"{path}: {name} has no @comment MD5: line")
         elif _member_md5(tar, member) != facts["md5"]:
             problems.append(f"{path}: {name}: MD5 does not match +CONTENTS")
-        if member.issym() and facts.get("symlink") != member.linkname:
-            problems.append(f"{path}: {name}: symlink target {member.linkname!r} does not match +CONTENTS")
         if facts["mode"] and int(facts["mode"], 8) != member.mode:
             problems.append(f"{path}: {name}: mode {member.mode:04o}, +CONTENTS says {facts['mode']}")
     listed = {name for name, _ in entries}

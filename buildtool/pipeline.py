@@ -188,7 +188,8 @@ class PackageRun:
                                                            self.recipe.plist_modes, self.recipe.message],
                               kmod=_has_kmod(self.recipe, opts), kernel=opts.kernel,
                               deps=package_phase.pkgdeps(self.recipe, self.ctx.recipes),
-                              epoch=package_phase.source_date_epoch(os.environ))
+                              epoch=package_phase.source_date_epoch(os.environ),
+                              writer=package_phase.writer_digest())
         output = self.layout.packages_all / f"{self.recipe.pkgname}.tgz"
         kept = self.layout.pkg_work(self.recipe.name) / "packages" / f"{k_package[:24]}.tgz"
         self._step("package", k_package, lambda: self.package(output, kept), outputs=(output,),

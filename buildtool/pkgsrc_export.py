@@ -9,6 +9,7 @@ are applied by the kernel-module part of the Makefile to a copy of the SYSDIR fi
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -30,7 +31,7 @@ EXTRACT_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 STANDARD_PLIST_VARS = frozenset({"PKGVERSION", "PKGBASE", "PKGNAME", "OPSYS", "LOWER_OPSYS", "MACHINE_ARCH",
                                  "MACHINE_GNU_ARCH", "OS_VERSION", "PKGMANDIR", "PKGLOCALEDIR"})
 OPTION_KEYS = {"name": str, "default": bool, "help": str, "configure_args": list, "configure_args_off": list,
-               "buildlink3": list, "plist": str, "default_opsys": list}
+               "buildlink3": list, "plist": str, "default_opsys": list, "default_why": str}
 KMOD_KEYS = {"option": str, "sysdir": dict, "check": dict, "copy": list, "build": dict, "install": dict,
              "vars": dict, "unavailable": dict, "copy_opsys": list, "sources": dict}
 EXAMPLES_KEYS = {"dir": str, "files": list}
@@ -47,6 +48,7 @@ class PkgsrcOption:
     buildlink3: list[str] = field(default_factory=list)
     plist: str = ""  # PLIST_VARS name set when the option is on ("" = none)
     default_opsys: list[str] = field(default_factory=list)  # default on only there ([] = everywhere)
+    default_why: str = ""  # why the default is what it is (a comment in options.mk)
 
 
 @dataclass
@@ -87,14 +89,31 @@ def exported_recipes(recipes: dict[str, Recipe], layout: Layout) -> list[Recipe]
 
 def _assign(name: str, value: str) -> str:
     """`NAME=<tabs>value`, values starting at column 16 or the next tab stop after a longer name."""
+    if not value:
+        return name
     column = max(16, (len(name) // 8 + 1) * 8)
     tabs = -(-(column - len(name)) // 8)
     return f"{name}{chr(9) * tabs}{value}"
 
 
+def _rewrap(text: str, width: int = 79) -> str:
+    """Paragraphs of running text re-filled to `width` columns (pkglint wants DESCR and MESSAGE lines of
+    at most 80); a paragraph with an indented line (a command, a table) is kept as it is."""
+    out = []
+    for para in text.strip().split("\n\n"):
+        lines = para.splitlines()
+        if any(line[:1].isspace() for line in lines):
+            out.append(para)
+        else:
+            out.append(textwrap.fill(" ".join(line.strip() for line in lines), width=width,
+                                     break_long_words=False, break_on_hyphens=False))
+    return "\n\n".join(out)
+
+
 def _env() -> jinja2.Environment:
     env = template_env("pkgsrc")
     env.filters["assign"] = _assign
+    env.filters["rewrap"] = _rewrap
     return env
 
 
@@ -120,7 +139,8 @@ def pkgsrc_options(recipe: Recipe) -> list[PkgsrcOption]:
         options.append(PkgsrcOption(
             name=t["name"], default=t["default"], help=t["help"], configure_args=t.get("configure_args", []),
             configure_args_off=t.get("configure_args_off", []), buildlink3=t.get("buildlink3", []),
-            plist=t.get("plist", ""), default_opsys=t.get("default_opsys", [])))
+            plist=t.get("plist", ""), default_opsys=t.get("default_opsys", []),
+            default_why=t.get("default_why", "")))
         if options[-1].default_opsys and not options[-1].default:
             raise RecipeError(f"{recipe.toml_path}: 'pkgsrc.options[{i}].default_opsys' needs default = true")
     return options
@@ -295,7 +315,9 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
             configure=spec.get("configure", "none"), use_tools=spec.get("use_tools", []),
             configure_args=spec.get("configure_args", []),
             configure_args_opsys=spec.get("configure_args_opsys", {}), make_flags=spec.get("make_flags", []),
-            install_make_flags=spec.get("install_make_flags", []), plist_subst=subst, options=options,
+            install_make_flags=spec.get("install_make_flags", []),
+            destdir_varname=spec.get("destdir_varname", ""),
+            check_portability_skip=spec.get("check_portability_skip", {}), plist_subst=subst, options=options,
             examples=examples, example_dirs=sorted({e.dest_dir for e in examples}),
             buildlink3=spec.get("buildlink3", [])),
         "DESCR": render(env, "DESCR.j2", description=recipe.description),

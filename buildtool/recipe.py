@@ -65,6 +65,11 @@ FIELDS: tuple[Field, ...] = (
           "CONFIGURE_ARGS for one OPSYS only: {OPSYS = [args]}", {}),
     Field("pkgsrc", "make_flags", list, False, "MAKE_FLAGS", []),
     Field("pkgsrc", "install_make_flags", list, False, "INSTALL_MAKE_FLAGS", []),
+    Field("pkgsrc", "check_portability_skip", dict, False,
+          "CHECK_PORTABILITY_SKIP: file of WRKSRC -> why pkgsrc's portability check may skip it", {}),
+    Field("pkgsrc", "destdir_varname", str, False,
+          "DESTDIR_VARNAME: the make variable upstream's install uses as the staging root, when it is not "
+          "DESTDIR", ""),
     Field("pkgsrc", "use_tools", list, False, "USE_TOOLS", []),
     Field("pkgsrc", "buildlink3", list, False,
           "pkgsrc paths whose buildlink3.mk is included, e.g. security/openssl", []),
@@ -74,7 +79,8 @@ FIELDS: tuple[Field, ...] = (
           {}),
     Field("pkgsrc", "options", list, False,
           "options.mk: [[pkgsrc.options]] tables {name, default, help, configure_args, configure_args_off, "
-          "buildlink3, plist (PLIST_VARS name), default_opsys (default only on these OPSYS)}", []),
+          "buildlink3, plist (PLIST_VARS name), default_opsys (default only on these OPSYS), "
+          "default_why (comment in options.mk saying why the default is what it is)}", []),
     Field("pkgsrc", "kmod", dict, False,
           "kernel-module part: {option, sysdir = {OPSYS = dir}, check = {OPSYS = file under SYSDIR}, "
           "copy = [kernel-tree files], build = {OPSYS = [commands]}, install = {OPSYS = [commands]}, "

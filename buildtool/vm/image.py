@@ -227,21 +227,37 @@ class _Builder:
 
     # --- programs --------------------------------------------------------------------------------------
     def install_packages(self) -> None:
+        """Every package's files under /usr/pkg. A package built for another prefix (its +CONTENTS @cwd,
+        e.g. a pkgsrc bootstrapped in the cache) has that prefix compiled in (pptpd's pptpctrl, pppd's
+        plugins and /etc): its @cwd becomes a symlink to /usr/pkg, so both names reach the same files."""
         prefix = self.root / PREFIX.lstrip("/")
         prefix.mkdir(parents=True, exist_ok=True)
         for pkg in self.inputs.packages:
             try:
                 with tarfile.open(pkg, "r:gz") as tar:
                     members = [m for m in tar.getmembers() if not m.name.lstrip("./").startswith("+")]
+                    cwd = _package_prefix(pkg, tar)
                     extract_members(pkg, tar, members, prefix)
             except (ExtractError, tarfile.TarError, EOFError, zlib.error) as e:
                 raise HarnessError(f"the input package {pkg} cannot be unpacked into the guest image: {e}; "
                                    f"rebuild it (`buildtool package`)") from None
+            if cwd != PREFIX:
+                self._link_prefix(cwd, prefix)
             self.manifest["programs"][pkg.name] = sorted(m.name for m in members if m.isfile())
         for prog in ("sbin/pppd", "sbin/pptpd", "sbin/pptp") if self.inputs.stack else ():
             if not (prefix / prog).exists():
                 raise HarnessError(f"no package provides {PREFIX}/{prog} (packages: "
                                    f"{', '.join(p.name for p in self.inputs.packages) or 'none'})")
+
+    def _link_prefix(self, cwd: str, prefix: Path) -> None:
+        link = self.root / cwd.lstrip("/")
+        if link.is_symlink():
+            return
+        if link.exists() or not cwd.startswith("/") or ".." in cwd.split("/"):
+            raise HarnessError(f"package prefix {cwd}: cannot be linked to {PREFIX} in the guest image")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(prefix, link.parent))  # relative: never points into the host
+        self.manifest.setdefault("prefix_links", []).append(cwd)
 
     def install_debs(self) -> None:
         by_name = {d.package: d for d in GUEST_DEBS}
@@ -431,6 +447,18 @@ def _is_dynamic_elf(path: Path) -> bool:
     if e_type not in (2, 3):
         return False
     return b"ld-linux" in path.read_bytes() or e_type == 3
+
+
+def _package_prefix(pkg: Path, tar: tarfile.TarFile) -> str:
+    """The first `@cwd` of a binary package's +CONTENTS: where pkg_add installs it (PREFIX without one)."""
+    try:
+        contents = tar.extractfile("+CONTENTS")
+    except KeyError:
+        contents = None
+    for line in (contents.read().decode(errors="replace") if contents else "").splitlines():
+        if line.startswith("@cwd "):
+            return line[5:].strip().rstrip("/") or "/"
+    return PREFIX
 
 
 def _compiled_path(binary: Path, name: bytes) -> str | None:

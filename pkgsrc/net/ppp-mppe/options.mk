@@ -2,14 +2,14 @@
 
 PKG_OPTIONS_VAR=	PKG_OPTIONS.ppp-mppe
 PKG_SUPPORTED_OPTIONS=	ppp-mppe-kmod
+
+# Default of ppp-mppe-kmod: off on every OPSYS. A kernel module fits exactly one kernel release, and
+# building it needs that kernel's sources (SYSDIR) and build tree (KMOD_BUILDDIR), which pkgsrc
+# cannot fetch. So `make package` with no settings builds pppd everywhere, and the modules are built
+# on request for a kernel the user names.
 PLIST_VARS+=	kmod
 
 .include "../../mk/bsd.prefs.mk"
-
-# ppp-mppe-kmod is on by default only where it builds without extra setup.
-.if ${OPSYS} == "Linux"
-PKG_SUGGESTED_OPTIONS+=	ppp-mppe-kmod
-.endif
 
 .include "../../mk/bsd.options.mk"
 
@@ -22,7 +22,10 @@ PLIST.kmod=	yes
 SYSDIR?=	/usr/src/linux
 KMOD_SYSDIR_CHECK=	${SYSDIR}/drivers/net/ppp/ppp_generic.c
 KMOD_BUILDDIR?=	/lib/modules/${KMOD_KVER}/build
+KMOD_CC?=	${CCPATH:U/usr/bin/gcc}
 KMOD_KVER?=	${:!${UNAME} -r!}
+KMOD_MAKE_ARGS?=
+KMOD_MODINFO?=	/sbin/modinfo
 .  elif ${OPSYS} == "NetBSD"
 SYSDIR?=	/usr/src/sys
 KMOD_SYSDIR_CHECK=	${SYSDIR}/modules/xldscripts/kmodule
@@ -38,17 +41,22 @@ PKG_FAIL_REASON+=	"${PKGNAME} needs the kernel sources in SYSDIR (${SYSDIR}) to 
 			"PKG_OPTIONS.ppp-mppe=-ppp-mppe-kmod"
 .  endif
 KMOD_WRKDIR=	${WRKDIR}/kmod
-KMOD_FILES=	drivers/net/ppp/ppp_generic.c drivers/net/ppp/ppp_mppe.c include/uapi/linux/ppp-comp.h
+KMOD_FILES=	drivers/net/ppp/ppp_generic.c drivers/net/ppp/ppp_mppe.c drivers/net/ppp/ppp_mppe.h include/uapi/linux/ppp-comp.h
 KMOD_PATCHES=	${FILESDIR}/kmod/patch-ca
+
+USE_TOOLS+=	patch
 
 post-patch: kmod-patch
 .PHONY: kmod-patch
 kmod-patch:
 	${RUN} ${MKDIR} ${KMOD_WRKDIR}
 .  if ${OPSYS} == "Linux"
-	${RUN} cd ${SYSDIR} && ${PAX} -rw -pp ${KMOD_FILES} ${KMOD_WRKDIR}
+	${RUN} ${MKDIR} ${KMOD_FILES:H:O:u:S,^,${KMOD_WRKDIR}/,}
+	${RUN} for f in ${KMOD_FILES}; do \
+		${CP} ${SYSDIR}/"$$f" ${KMOD_WRKDIR}/"$$f" || exit 1; \
+	done
 	${RUN} for p in ${KMOD_PATCHES}; do \
-		${PATCH} -d ${KMOD_WRKDIR} -N -s -p0 ${PATCH_FUZZ_FACTOR} < $$p || exit 1; \
+		${PATCH} -d ${KMOD_WRKDIR} -N -s -p0 < "$$p" || exit 1; \
 	done
 .  endif
 	${RUN} cd ${FILESDIR}/kmod-src && ${PAX} -rw -pp . ${KMOD_WRKDIR}
@@ -57,8 +65,10 @@ post-build: kmod-build
 .PHONY: kmod-build
 kmod-build:
 .  if ${OPSYS} == "Linux"
-	${RUN} ${ECHO} 'obj-m := ppp_generic.o ppp_mppe.o' > ${KMOD_WRKDIR}/drivers/net/ppp/Kbuild
-	${RUN} cd ${KMOD_WRKDIR}/drivers/net/ppp && ${MAKE_PROGRAM} -C ${KMOD_BUILDDIR} M=${KMOD_WRKDIR}/drivers/net/ppp NOSTDINC_FLAGS=-I${KMOD_WRKDIR}/include/uapi modules
+	${RUN} ${ECHO} 'NOSTDINC_FLAGS += -I${KMOD_WRKDIR}/include' > ${KMOD_WRKDIR}/drivers/net/ppp/Kbuild
+	${RUN} ${ECHO} 'obj-m := ppp_generic.o ppp_mppe.o' >> ${KMOD_WRKDIR}/drivers/net/ppp/Kbuild
+	${RUN} ${SETENV} MAKEFLAGS= ${MAKE_PROGRAM} -C ${KMOD_BUILDDIR} ${KMOD_MAKE_ARGS} M=${KMOD_WRKDIR}/drivers/net/ppp KERNELRELEASE=${KMOD_KVER} CC=${KMOD_CC:Q} modules
+	${RUN} for m in ppp_generic ppp_mppe; do v=`${KMOD_MODINFO} -F vermagic ${KMOD_WRKDIR}/drivers/net/ppp/"$$m".ko`; case "$$v" in "${KMOD_KVER} "*) ;; *) ${ECHO} "$$m.ko: vermagic '$$v' is not for ${KMOD_KVER}" 1>&2; exit 1;; esac; done
 .  endif
 .  if ${OPSYS} == "NetBSD"
 	${RUN} ${CP} ${SYSDIR}/modules/Makefile.inc ${KMOD_WRKDIR}/Makefile.inc

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..elf import EM_X86_64, ET_REL, ELF64, ELFFormatError
+from ..elf import ELF64, EM_X86_64, ET_REL, ELFFormatError
 from ..errors import KernelError
 from .netbsd_symbols import SymbolDeriver
 

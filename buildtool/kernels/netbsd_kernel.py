@@ -156,8 +156,10 @@ def _lock(path: Path, out) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _is_compile(line: str) -> bool:
-    return line.startswith("#") and ("compile" in line or "link" in line)
+def _step(line: str) -> str:
+    """'compile' or 'link' for the quiet build's step lines ("#   compile  obj/foo.o"), else ''."""
+    words = line.split()
+    return words[1] if line.startswith("#") and len(words) > 2 and words[1] in ("compile", "link") else ""
 
 
 def run_logged(argv: Sequence[str], log: Path, *, cwd: Path, timeout: float, what: str, out,
@@ -182,9 +184,10 @@ def run_logged(argv: Sequence[str], log: Path, *, cwd: Path, timeout: float, wha
             for raw in proc.stdout:
                 f.write(raw)
                 text = raw.decode(errors="replace").rstrip()
-                if progress and _is_compile(text):
+                step = _step(text) if progress else ""
+                if step:
                     compiled += 1
-                    if compiled % 250 == 0 or "link" in text:
+                    if compiled % 250 == 0 or step == "link":
                         print(f"{progress}: {compiled} steps ({text.split()[-1]})", file=out, flush=True)
                 if time.monotonic() > deadline:
                     raise PhaseError(f"{what} took longer than {timeout:.0f}s; stopped it", command=cmd,

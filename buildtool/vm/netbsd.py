@@ -70,6 +70,32 @@ def build_module(repo: Path, kernel: BuiltKernel, work: Path, cache: Path, log: 
     return result.kmod
 
 
+def control_patches(repo: Path) -> list[Path]:
+    """The negative controls: broken variants of the NetBSD glue (patches/netbsd-vm/broken/patch-x*)."""
+    from ..patch import series
+
+    return series(repo / "patches" / "netbsd-vm" / "broken")
+
+
+def expected_failures(patch: Path) -> list[str]:
+    """The scenarios a control must break, from its `Expect-Fail:` line."""
+    for line in patch.read_text(errors="replace").splitlines():
+        if line.startswith("Expect-Fail:"):
+            return line.split(":", 1)[1].split()
+    raise KernelError(f"{patch}: no `Expect-Fail: <test names>` line")
+
+
+def broken_glue(repo: Path, patch: Path, dest: Path, log: Path) -> Path:
+    """A copy of kmod/mppe/netbsd with one control patch applied (never shipped)."""
+    from ..kernels.netbsd_kernel import apply_patches
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(repo / "kmod" / "mppe" / "netbsd", dest)
+    apply_patches([patch.resolve()], dest, log)
+    return dest
+
+
 @dataclass(frozen=True)
 class BootMedia:
     iso: Path
@@ -108,7 +134,8 @@ def build_boot_iso(kernel: BuiltKernel, agent: Path, kmod: Path, work: Path, log
     (iso_tree / "netbsd").write_bytes(blob[:at] + data + blob[at + len(data):])
     (iso_tree / "boot" / "grub" / "grub.cfg").write_text(render(env, "grub.cfg.j2"))
     iso = work / "boot.iso"
-    _run(["grub-mkrescue", "-o", str(iso), str(iso_tree)], log, work, "making the GRUB boot ISO (grub-mkrescue)")
+    _run(["grub-mkrescue", "-o", str(iso), str(iso_tree)], log, work,
+         "making the GRUB boot ISO (grub-mkrescue)")
     return BootMedia(iso, iso_tree / "netbsd", time.monotonic() - t0)
 
 
@@ -116,7 +143,7 @@ def media_key(*paths: Path) -> str:
     return text_digest(b"".join(p.read_bytes() for p in paths))[:16]
 
 
-# --- the guest ---------------------------------------------------------------------------------------------------
+# --- the guest ------------------------------------------------------------------------------------------
 class AgentConsole(Console):
     """The agent's framed channel: "<token> <seq> <verb> <args>" in, output lines ". ..." and
     "<token>-<seq>=<status>" out (the agent turns echo off before it prints its ready marker)."""
@@ -160,7 +187,8 @@ class NetBSDGuest(GuestOS):
         return ""  # GRUB's knetbsd line carries the console (templates/netbsd-vm/grub.cfg.j2)
 
     def boot_request(self, kernel: Path, initrd: Path, memory_mb: int, nics: tuple) -> BootRequest:
-        return BootRequest(kernel=kernel, initrd=initrd, cmdline="", memory_mb=memory_mb, nics=nics, iso=kernel)
+        return BootRequest(kernel=kernel, initrd=initrd, cmdline="", memory_mb=memory_mb, nics=nics,
+                           iso=kernel)
 
     def load_module(self, name: str) -> str:
         return f"load {name}"

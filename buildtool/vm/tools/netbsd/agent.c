@@ -133,6 +133,7 @@ struct ppp_option_data {
 #define PPPIOCSFLAGS	IOW('t', 89, sizeof(int))
 #define PPPIOCSCOMPRESS	IOW('t', 77, sizeof(struct ppp_option_data))
 #define PPPIOCSMRU	IOW('t', 82, sizeof(int))
+#define PPPIOCSMTU	IOW('t', 72, sizeof(int))
 #define PPPIOCSASYNCMAP	IOW('t', 87, sizeof(int))
 #define PPPIOCSRASYNCMAP IOW('t', 84, sizeof(int))
 #define SC_CCP_OPEN	0x00000040
@@ -529,6 +530,20 @@ cmd_flags(char **argv, int argc)
 	return 0;
 }
 
+/* mtu N: the unit's MTU (what pppd sets; the largest frame pppd may write on the slave) */
+static int
+cmd_mtu(char **argv, int argc)
+{
+	int mtu;
+	long rc;
+
+	if (argc < 2 || slave < 0)
+		return slave < 0 ? EBADF : EINVAL;
+	mtu = (int)num(argv[1]);
+	rc = sc3(SYS_ioctl, slave, PPPIOCSMTU, &mtu);
+	return rc < 0 ? (int)-rc : 0;
+}
+
 /* --- async HDLC (RFC 1662) on the pty master --------------------------------------------- */
 static u16 fcstab[256];
 
@@ -752,7 +767,7 @@ cmd_hang(char **argv, int argc)
 static const struct command commands[] = {
 	{ "ping", cmd_ping }, { "uname", cmd_uname }, { "sleep", cmd_sleep }, { "reboot", cmd_reboot }, { "hang", cmd_hang },
 	{ "load", cmd_load }, { "unload", cmd_unload }, { "stat", cmd_stat },
-	{ "open", cmd_open }, { "close", cmd_close }, { "comp", cmd_comp }, { "flags", cmd_flags },
+	{ "open", cmd_open }, { "close", cmd_close }, { "comp", cmd_comp }, { "flags", cmd_flags }, { "mtu", cmd_mtu },
 	{ "raw", cmd_raw }, { "recv", cmd_recv },
 	TRAFFIC_COMMANDS
 	{ 0, 0 }

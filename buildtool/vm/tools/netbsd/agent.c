@@ -425,7 +425,7 @@ cmd_stat(char **argv, int argc)
 }
 
 /* --- the PPP unit on a pty ------------------------------------------------------------------ */
-static int master = -1, slave = -1;
+static int master = -1, slave = -1, ppp_unit = -1;
 
 static int
 cmd_open(char **argv, int argc)
@@ -468,6 +468,7 @@ cmd_open(char **argv, int argc)
 	sc3(SYS_ioctl, slave, PPPIOCSMRU, &mru);
 	sc3(SYS_ioctl, slave, PPPIOCSASYNCMAP, &map);
 	sc3(SYS_ioctl, slave, PPPIOCSRASYNCMAP, &map);
+	ppp_unit = unit;
 	put(". unit=");
 	putnum((unsigned long)unit);
 	put("\n");
@@ -483,7 +484,7 @@ cmd_close(char **argv, int argc)
 		sc1(SYS_close, slave);
 	if (master >= 0)
 		sc1(SYS_close, master);
-	slave = master = -1;
+	slave = master = ppp_unit = -1;
 	return 0;
 }
 
@@ -530,17 +531,36 @@ cmd_flags(char **argv, int argc)
 	return 0;
 }
 
-/* mtu N: the unit's MTU (what pppd sets; the largest frame pppd may write on the slave) */
+/* mtu N: the unit's interface MTU, set as pppd sets it (SIOCSIFMTU on an inet socket); it bounds the
+ * frames pppd may write on the slave */
+struct ifreq_mtu {
+	char ifr_name[16];
+	union {
+		int ifru_mtu;
+		u8 ifru_space[128];	/* struct sockaddr_storage: the union's size */
+		void *align;
+	} u;
+};
+#define SIOCSIFMTU	IOW('i', 127, sizeof(struct ifreq_mtu))
+#define SYS___socket30	394
+
 static int
 cmd_mtu(char **argv, int argc)
 {
-	int mtu;
-	long rc;
+	struct ifreq_mtu ifr;
+	long s, rc;
 
-	if (argc < 2 || slave < 0)
-		return slave < 0 ? EBADF : EINVAL;
-	mtu = (int)num(argv[1]);
-	rc = sc3(SYS_ioctl, slave, PPPIOCSMTU, &mtu);
+	if (argc < 2 || ppp_unit < 0)
+		return ppp_unit < 0 ? EBADF : EINVAL;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "ppp", 3);
+	ifr.ifr_name[3] = (char)('0' + ppp_unit % 10);
+	ifr.u.ifru_mtu = (int)num(argv[1]);
+	s = sc3(SYS___socket30, 2, 2, 0);	/* AF_INET, SOCK_DGRAM */
+	if (s < 0)
+		return (int)-s;
+	rc = sc3(SYS_ioctl, s, SIOCSIFMTU, &ifr);
+	sc1(SYS_close, s);
 	return rc < 0 ? (int)-rc : 0;
 }
 

@@ -273,19 +273,40 @@ matches(const u8 *got, long n, u32 seed, u32 i, size_t size)
 
 static u8 marks[4096];
 
+/* Read what the kernel decrypted for the slave's reader, marking the frames of the run it matches */
+static void
+a2k_collect(u32 n, u32 size, u32 seed, long ms, u32 *bad)
+{
+	long got;
+	u32 k;
+
+	while ((got = slave_read(rxframe, sizeof(rxframe), ms)) >= 0) {
+		for (k = 0; k < n; k++)
+			if (marks[k] == 'x' && matches(rxframe, got, seed, k, size)) {
+				marks[k] = '.';
+				break;
+			}
+		if (k == n)
+			(*bad)++;
+	}
+}
+
+#define BATCH	16	/* frames between two reads of the other side (the kernel's queues hold 50-256) */
+
 /* a2k N SIZE SEED [faults]: frames the kernel must decrypt; prints one mark per frame */
 static int
 cmd_a2k(char **argv, int argc)
 {
-	u32 n = (u32)num(argv[1]), size = (u32)num(argv[2]), seed = (u32)num(argv[3]), i, k;
+	u32 n = (u32)num(argv[1]), size = (u32)num(argv[2]), seed = (u32)num(argv[3]), i;
 	u32 ok = 0, bad = 0, lost = 0;
 	mppe_size olen;
-	long got;
 	int rc;
 
-	if (argc < 4 || !keys_set || slave < 0 || n > sizeof(marks) || size + 8 > FRAME_MAX)
+	if (argc < 4 || !keys_set || slave < 0 || n >= sizeof(marks) || size + 8 > FRAME_MAX)
 		return !keys_set || slave < 0 ? EBADF : EINVAL;
 	held_len = 0;
+	for (i = 0; i < n; i++)
+		marks[i] = 'x';
 	for (i = 0; i < n; i++) {
 		int f = faults_of(argv + 4, argc - 4, i);
 		size_t len = make_payload(pkt2, seed, i, size);
@@ -301,32 +322,22 @@ cmd_a2k(char **argv, int argc)
 			pkt[4 + 2 + olen / 2 - 1] ^= 0x5a;
 		if (f & F_JUMP)
 			pkt[5] = (u8)(pkt[5] + 7);	/* coherency count + 7 (low byte) */
-		marks[i] = 'x';
-		if (f & F_DROP)
-			continue;
-		if (f & F_SWAP) {
+		if (!(f & F_DROP) && (f & F_SWAP)) {
 			memcpy(held, pkt, olen + 4);
 			held_len = olen + 4;
-			continue;
-		}
-		hdlc_send(pkt, olen + 4);
-		if (f & F_DUP)
+		} else if (!(f & F_DROP)) {
 			hdlc_send(pkt, olen + 4);
-		if (held_len) {
-			hdlc_send(held, held_len);
-			held_len = 0;
-		}
-	}
-	/* collect what the kernel decrypted: frames arrive in order of sending; match by content */
-	while ((got = slave_read(rxframe, sizeof(rxframe), 400)) >= 0) {
-		for (k = 0; k < n; k++)
-			if (marks[k] == 'x' && matches(rxframe, got, seed, k, size)) {
-				marks[k] = '.';
-				break;
+			if (f & F_DUP)
+				hdlc_send(pkt, olen + 4);
+			if (held_len) {
+				hdlc_send(held, held_len);
+				held_len = 0;
 			}
-		if (k == n)
-			bad++;
+		}
+		if (i % BATCH == BATCH - 1)
+			a2k_collect(n, size, seed, size > 8000 ? 200 : 5, &bad);
 	}
+	a2k_collect(n, size, seed, 400, &bad);
 	for (i = 0; i < n; i++)
 		marks[i] == '.' ? ok++ : lost++;
 	handle_kernel_dc_error();
@@ -345,74 +356,104 @@ cmd_a2k(char **argv, int argc)
 	return 0;
 }
 
-/* k2a N SIZE SEED [faults]: frames the kernel must encrypt; drop/swap/dup act before our decryptor */
-static int
-cmd_k2a(char **argv, int argc)
+struct k2a_run {
+	u32 n, size, seed, seen, ok, bad, errs;
+	char **faults;
+	int nfaults;
+};
+
+/* Decrypt what the kernel sent on the wire (our core), marking the frames of the run it matches */
+static void
+k2a_collect(struct k2a_run *r, long ms)
 {
-	u32 n = (u32)num(argv[1]), size = (u32)num(argv[2]), seed = (u32)num(argv[3]), i, k;
-	u32 ok = 0, bad = 0, lost = 0, errs = 0;
 	mppe_size olen;
-	long got, rc;
+	long got;
+	u32 k;
+	int rc;
 
-	if (argc < 4 || !keys_set || slave < 0 || n > sizeof(marks) || size + 8 > FRAME_MAX)
-		return !keys_set || slave < 0 ? EBADF : EINVAL;
-	for (i = 0; i < n; i++) {
-		size_t len = make_payload(pkt2 + 2, seed, i, size);
-
-		pkt2[0] = 0xff;
-		pkt2[1] = 0x03;
-		rc = sc3(SYS_write, slave, pkt2, len + 2);
-		if (rc < 0)
-			return (int)-rc;
-		marks[i] = 'x';
-	}
-	for (i = 0; (got = hdlc_recv(pkt, sizeof(pkt), 400)) > 0; i++) {
-		int f = faults_of(argv + 4, argc - 4, i);
+	while ((got = hdlc_recv(pkt, sizeof(pkt), ms)) > 0) {
+		int f;
 
 		if (is_ccp(pkt, got, CCP_RESETACK)) {
 			mppe_decomp_reset(&k2a);
 			continue;
 		}
 		if (got < 6 || pkt[2] != 0x00 || pkt[3] != 0xfd) {
-			bad++;
+			r->bad++;
 			continue;
 		}
+		f = faults_of(r->faults, r->nfaults, r->seen++);
 		if (f & F_DROP)
 			continue;
 		rc = mppe_decompress(&k2a, pkt + 4, (mppe_size)got - 4, rxframe, sizeof(rxframe), &olen);
 		if (rc == MPPE_E_RESET) {
-			errs++;
+			r->errs++;
 			peer_send_resetreq();
 			pppd_answer_resetreqs(100);
 			continue;
 		}
 		if (rc != MPPE_OK) {
-			errs++;
+			r->errs++;
 			continue;
 		}
-		for (k = 0; k < n; k++)
-			if (marks[k] == 'x' && (long)olen == (long)size + 2 &&
-			    (make_payload(pkt2, seed, k, size), memcmp(rxframe, pkt2, olen) == 0)) {
+		for (k = 0; k < r->n; k++)
+			if (marks[k] == 'x' && (long)olen == (long)r->size + 2 &&
+			    (make_payload(pkt2, r->seed, k, r->size), memcmp(rxframe, pkt2, olen) == 0)) {
 				marks[k] = '.';
 				break;
 			}
-		if (k == n)
-			bad++;
+		if (k == r->n)
+			r->bad++;
 	}
-	for (i = 0; i < n; i++)
-		marks[i] == '.' ? ok++ : lost++;
+}
+
+/* k2a N SIZE SEED [faults]: frames the kernel must encrypt; drop acts before our decryptor */
+static int
+cmd_k2a(char **argv, int argc)
+{
+	struct k2a_run r;
+	u32 i, lost = 0;
+	long rc;
+
+	if (argc < 4 || !keys_set || slave < 0)
+		return !keys_set || slave < 0 ? EBADF : EINVAL;
+	memset(&r, 0, sizeof(r));
+	r.n = (u32)num(argv[1]);
+	r.size = (u32)num(argv[2]);
+	r.seed = (u32)num(argv[3]);
+	r.faults = argv + 4;
+	r.nfaults = argc - 4;
+	if (r.n >= sizeof(marks) || r.size + 8 > FRAME_MAX)
+		return EINVAL;
+	for (i = 0; i < r.n; i++) {
+		size_t len = make_payload(pkt2 + 2, r.seed, i, r.size);
+		int tries;
+
+		pkt2[0] = 0xff;
+		pkt2[1] = 0x03;
+		marks[i] = 'x';
+		for (tries = 0; (rc = sc3(SYS_write, slave, pkt2, len + 2)) == -55 && tries < 100; tries++)
+			k2a_collect(&r, 20);	/* ENOBUFS: the interface queue is full; let it drain */
+		if (rc < 0)
+			return (int)-rc;
+		if (i % BATCH == BATCH - 1)
+			k2a_collect(&r, 0);
+	}
+	k2a_collect(&r, 400);
+	for (i = 0; i < r.n; i++)
+		marks[i] == '.' ? r.ok++ : lost++;
 	put(". ok=");
-	putnum(ok);
+	putnum(r.ok);
 	put(" lost=");
 	putnum(lost);
 	put(" garbled=");
-	putnum(bad);
+	putnum(r.bad);
 	put(" errors=");
-	putnum(errs);
+	putnum(r.errs);
 	put(" resets_sent=");
 	putnum(resets_sent);
 	put(" marks=");
-	marks[n] = 0;
+	marks[r.n] = 0;
 	put((const char *)marks);
 	put("\n");
 	return 0;

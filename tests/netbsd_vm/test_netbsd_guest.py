@@ -183,3 +183,16 @@ def test_fuzz_malformed_mppe_frames(nbvm):
     unit_up(nbvm, "stateless")
     clean_batch(nbvm, "a2k", 20, 300, 41)
     clean_batch(nbvm, "k2a", 20, 300, 42)
+
+
+def test_harness_hang_times_out_and_reboots(nbvm):
+    """The harness's own control: a command that never answers is a CommandTimeout; the guest is then
+    dirty and the next command boots a fresh one."""
+    from buildtool.vm.console import CommandTimeout
+
+    generation = nbvm.generation
+    with pytest.raises(CommandTimeout):
+        nbvm.run("hang", timeout=5)
+    assert nbvm.dirty
+    assert agent(nbvm, "ping").strip() == "pong"
+    assert nbvm.generation == generation + 1

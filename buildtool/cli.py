@@ -21,6 +21,9 @@ PHASE_COMMANDS = {
 }
 
 
+KERNEL_OPTIONS = ("sysdir", "common", "kernel_dir", "kernel_source", "host", "ssh_identity")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, help="parallel make jobs")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the plan, change nothing")
@@ -87,8 +90,7 @@ def _options(args: argparse.Namespace, through: str) -> pipeline.Options:
     return pipeline.Options(
         jobs=args.jobs, dry_run=args.dry_run, verbose=args.verbose, offline=args.offline,
         progress=args.progress, kernel=args.kernel, through=through,
-        kernel_options={k: getattr(args, k) for k in ("sysdir", "common", "kernel_dir", "kernel_source", "host",
-                                                       "ssh_identity")})
+        kernel_options={k: getattr(args, k) for k in KERNEL_OPTIONS})
 
 
 def _check_kernel(args: argparse.Namespace) -> None:

@@ -56,7 +56,12 @@ class KernelTarget:
         return cls(**values)
 
     def plist_vars(self) -> dict[str, str]:
-        return {"KMOD_RELEASE": self.release}
+        """KMOD_RELEASE, and KMOD_MODULE (NetBSD's PLIST: the first module as <name>/<name><suffix>)."""
+        from .kernels import get_profile
+
+        suffix = get_profile(self.profile).module_suffix
+        first = self.modules[0] if self.modules else ""
+        return {"KMOD_RELEASE": self.release, "KMOD_MODULE": f"{first}/{first}{suffix}"}
 
 
 def manifest_path(layout: Layout, profile: str) -> Path:

@@ -74,17 +74,32 @@ def machine_arch() -> str:
 
 
 def os_version(kernel: str) -> str:
-    """OS_VERSION: the kernel profile's version for a Linux profile, else the host's release (e.g. 6.1.0)."""
-    m = re.fullmatch(r"linux-(\d+(?:\.\d+)*)", kernel)
-    if m:
-        return m[1]
+    """OS_VERSION: the kernel profile's version (6.1, 10, 1.4.1), else the host's release (e.g. 6.1.0)."""
+    from .kernels import PROFILES
+
+    for p in PROFILES:
+        if p.name == kernel:
+            return p.version
     return re.match(r"[0-9.]*", platform.release())[0].rstrip(".") or "unknown"
+
+
+def opsys(kernel: str) -> str:
+    """OPSYS: the system of the kernel profile the package is built for, else the host's."""
+    from .kernels import PROFILES
+
+    for p in PROFILES:
+        if p.name == kernel:
+            return p.opsys
+    return platform.system() or "Linux"
 
 
 def default_build_info(recipe: Recipe, kernel: str,
                        environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """+BUILD_INFO: what pkgsrc records about a build, kept deterministic (no host name, no wall clock)."""
     epoch = source_date_epoch(os.environ if environ is None else environ)
+    # a package with kernel modules is for the kernel profile's system; the others are for this host's
+    host = platform.system() or "Linux"
+    target_kernel = kernel if recipe.kernel_patches or opsys(kernel) == host else ""
     return {
         "BUILD_DATE": time.strftime("%Y-%m-%d %H:%M:%S +0000", time.gmtime(epoch)),
         "CATEGORIES": " ".join(recipe.categories),
@@ -93,8 +108,8 @@ def default_build_info(recipe: Recipe, kernel: str,
         "LICENSE": recipe.license,
         "LOCALBASE": PREFIX,
         "MACHINE_ARCH": machine_arch(),
-        "OPSYS": platform.system() or "Linux",
-        "OS_VERSION": os_version(kernel),
+        "OPSYS": opsys(target_kernel),
+        "OS_VERSION": os_version(target_kernel),
         "PKGPATH": f"{(recipe.categories or ['net'])[0]}/{recipe.name}",
     }
 

@@ -32,7 +32,7 @@ STANDARD_PLIST_VARS = frozenset({"PKGVERSION", "PKGBASE", "PKGNAME", "OPSYS", "L
 OPTION_KEYS = {"name": str, "default": bool, "help": str, "configure_args": list, "configure_args_off": list,
                "buildlink3": list, "plist": str, "default_opsys": list}
 KMOD_KEYS = {"option": str, "sysdir": dict, "check": dict, "copy": list, "build": dict, "install": dict,
-             "vars": dict, "unavailable": dict}
+             "vars": dict, "unavailable": dict, "copy_opsys": list, "sources": dict}
 EXAMPLES_KEYS = {"dir": str, "files": list}
 _VAR = re.compile(r"\$\{([^}]+)\}")
 
@@ -59,6 +59,8 @@ class KmodPart:
     install: dict[str, list[str]]
     vars: dict[str, dict[str, str]] = field(default_factory=dict)  # OPSYS -> extra Makefile variables
     unavailable: dict[str, str] = field(default_factory=dict)  # OPSYS -> why there is no module build yet
+    copy_opsys: list[str] = field(default_factory=list)  # OPSYS that copy + patch kernel files ([] = all)
+    sources: dict[str, str] = field(default_factory=dict)  # files/kmod-src/<dest> -> repository folder
 
 
 @dataclass
@@ -128,7 +130,8 @@ def kmod_part(recipe: Recipe, options: list[PkgsrcOption]) -> KmodPart | None:
     raw = recipe.pkgsrc.get("kmod", {})
     if not raw:
         return None
-    t = _typed(recipe, "pkgsrc.kmod", raw, KMOD_KEYS, set(KMOD_KEYS) - {"vars", "unavailable"})
+    t = _typed(recipe, "pkgsrc.kmod", raw, KMOD_KEYS,
+               set(KMOD_KEYS) - {"vars", "unavailable", "copy_opsys", "sources"})
     part = KmodPart(**t)
     if part.option not in {o.name for o in options}:
         raise RecipeError(f"{recipe.toml_path}: key 'pkgsrc.kmod.option' is {part.option!r}, "
@@ -141,6 +144,19 @@ def kmod_part(recipe: Recipe, options: list[PkgsrcOption]) -> KmodPart | None:
             raise RecipeError(f"{recipe.toml_path}: 'pkgsrc.kmod' needs, for {opsys}, either build and "
                               "install commands or an 'unavailable' message, not both")
     return part
+
+
+def kmod_sources(recipe: Recipe, kmod: KmodPart, root: Path) -> dict[str, bytes]:
+    """files/kmod-src/<dest>/<file> for each [pkgsrc.kmod] sources entry (our module's own C code)."""
+    out = {}
+    for dest, folder in sorted(kmod.sources.items()):
+        src = root / folder
+        if not src.is_dir():
+            raise RecipeError(f"{recipe.toml_path}: key 'pkgsrc.kmod.sources' names {folder}, which is not a "
+                              f"folder of the repository")
+        for path in sorted(p for p in src.iterdir() if p.is_file()):
+            out[f"files/kmod-src/{dest}/{path.name}"] = path.read_bytes()
+    return out
 
 
 def example_files(recipe: Recipe) -> list[ExampleFile]:
@@ -302,6 +318,8 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
         files[f"patches/{p.name}"] = p.read_bytes()
     for p in kernel_patches:
         files[f"files/kmod/{p.name}"] = p.read_bytes()
+    if kmod is not None:
+        files.update(kmod_sources(recipe, kmod, root))
     return {name: (data.encode() if isinstance(data, str) else data) for name, data in files.items()}
 
 

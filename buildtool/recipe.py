@@ -78,7 +78,8 @@ FIELDS: tuple[Field, ...] = (
     Field("pkgsrc", "kmod", dict, False,
           "kernel-module part: {option, sysdir = {OPSYS = dir}, check = {OPSYS = file under SYSDIR}, "
           "copy = [kernel-tree files], build = {OPSYS = [commands]}, install = {OPSYS = [commands]}, "
-          "unavailable = {OPSYS = message}}", {}),
+          "unavailable = {OPSYS = message}, copy_opsys = [OPSYS that copy and patch kernel files], "
+          "sources = {dest under files/kmod-src = repository folder}}", {}),
 )
 
 SECTIONS = {f.section for f in FIELDS}

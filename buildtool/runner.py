@@ -54,7 +54,8 @@ class Runner:
     where = "local"
 
     def run(self, argv: Sequence[str], *, cwd: str | Path | None = None, env: Mapping[str, str] | None = None,
-            log: Path, timeout: float = DEFAULT_TIMEOUT, what: str = "command", check: bool = True) -> RunResult:
+            log: Path, timeout: float = DEFAULT_TIMEOUT, what: str = "command",
+            check: bool = True) -> RunResult:
         argv = tuple(str(a) for a in argv)
         _write_header(log, self.where, str(cwd) if cwd else None, argv)
         t0 = time.monotonic()
@@ -81,8 +82,8 @@ class LocalRunner(Runner):
     def _run(self, argv, cwd, env, timeout, log, what):
         full_env = {**os.environ, "LC_ALL": "C", **env}
         try:
-            proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as e:
             raise PhaseError(f"{what} failed: cannot run {argv[0]}: {e.strerror}", command=list(argv),
                              log=log) from None
@@ -107,14 +108,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def sh_command(argv: Sequence[str], cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """The POSIX sh line that runs argv in cwd with env added: `cd DIR && env K=V prog args`."""
+    """The POSIX sh line that runs argv in cwd with env added, stdin from /dev/null (fabric's in_stream=False
+    sends nothing but never closes the channel's stdin): `cd DIR && env K=V prog args </dev/null`."""
     parts = []
     if cwd:
         parts.append(f"cd {shlex.quote(cwd)} &&")
     if env:
         parts.append("env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()))
     parts.append(shlex.join(argv))
-    return " ".join(parts)
+    return " ".join(parts) + " </dev/null"
 
 
 class SSHRunner(Runner):

@@ -465,8 +465,17 @@ def test_bmake_parses_the_repository_pkgsrc(tmp_path):
     assert bmake_var(ppp, "PKG_OPTIONS", "OPSYS=NetBSD") == ""
     assert bmake_var(ppp, "PKG_FAIL_REASON", "OPSYS=NetBSD") == ""
     reason = bmake_var(ppp, "PKG_FAIL_REASON", "OPSYS=NetBSD", "PKG_OPTIONS=ppp-mppe-kmod", "SYSDIR=/none")
-    assert "/none/lib/libkern/libkern.h is missing" in reason
-    assert "The NetBSD ppp_mppe kernel module is not available yet." in reason
+    assert "/none/modules/xldscripts/kmodule is missing" in reason
+    assert "not available" not in reason  # NetBSD builds our ppp_mppe module from SYSDIR now
+    netbsd_src = tmp_path / "netbsd-sys"
+    (netbsd_src / "modules" / "xldscripts").mkdir(parents=True)
+    (netbsd_src / "modules" / "xldscripts" / "kmodule").write_text("")
+    assert bmake_var(ppp, "PKG_FAIL_REASON", "OPSYS=NetBSD", "PKG_OPTIONS=ppp-mppe-kmod",
+                     f"SYSDIR={netbsd_src}") == ""
+    assert bmake_var(ppp, "KMOD_KVER", "OPSYS=NetBSD", "OS_VERSION=10.1", "PKG_OPTIONS=ppp-mppe-kmod",
+                     f"SYSDIR={netbsd_src}") == "10.1"
+    assert (pkgsrc / "net/ppp-mppe/files/kmod-src/ppp_mppe/Makefile").read_text() == \
+        (REPO / "kmod/mppe/netbsd/Makefile").read_text()
     assert "--enable-bcrelay" in bmake_var(poptop, "CONFIGURE_ARGS").split()
     assert "--enable-bcrelay" not in bmake_var(poptop, "CONFIGURE_ARGS", "OPSYS=NetBSD").split()
 

@@ -25,6 +25,7 @@ class Profile:
     version: str  # kernel series (Linux: "6.1") or release (NetBSD: "1.4.1", "10")
     modules: tuple[str, ...]  # kernel modules built, without suffix
     module_suffix: str
+    opsys: str  # pkgsrc's OPSYS of the kernel's system, recorded in +BUILD_INFO
     # Linux (Debian): the meta package whose dependency names the current ABI, and the flavour
     meta_package: str = ""
     flavour: str = ""
@@ -39,13 +40,16 @@ _NETBSD_CHECKS = ("lib/libkern/libkern.h", "net/ppp-comp.h")
 
 PROFILES: tuple[Profile, ...] = (
     Profile("linux-6.1", "linux", "Debian 12 (bookworm) Linux 6.1, amd64 (the default)", "6.1",
-            modules=("ppp_generic", "ppp_mppe"), module_suffix=".ko", meta_package="linux-image-amd64",
+            modules=("ppp_generic", "ppp_mppe"), module_suffix=".ko", opsys="Linux",
+            meta_package="linux-image-amd64",
             flavour="amd64"),
     Profile("netbsd-1.4.1", "netbsd-lkm", "NetBSD 1.4.1 (the historic pkgsrc target), LKM", "1.4.1",
-            modules=("mppe",), module_suffix=".o", sysdir_checks=_NETBSD_CHECKS, module_kind="lkm",
+            modules=("mppe",), module_suffix=".o", opsys="NetBSD", sysdir_checks=_NETBSD_CHECKS,
+            module_kind="lkm",
             default_sysdir="/usr/src/sys"),
     Profile("netbsd-10", "netbsd", "NetBSD 10, ppp_mppe kernel module (bsd.kmodule.mk)", "10",
-            modules=("ppp_mppe",), module_suffix=".kmod", sysdir_checks=("sys/module.h", "net/if_ppp.h"),
+            modules=("ppp_mppe",), module_suffix=".kmod", opsys="NetBSD",
+            sysdir_checks=("sys/module.h", "net/if_ppp.h"),
             module_kind="module", default_sysdir="/usr/src/sys"),
 )
 

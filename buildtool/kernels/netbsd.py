@@ -65,16 +65,16 @@ def probe_host(runner: Runner, host: str, log: Path) -> HostInfo:
                      check=False)
     words = res.stdout.split()
     if res.returncode != 0 or len(words) < 4:
-        raise KernelError(f"--host {host}: the probe `{PROBE_ARGV[-1]}` failed (exit status {res.returncode}, "
-                          f"output {res.stdout.strip()!r})")
+        raise KernelError(f"--host {host}: the probe `{PROBE_ARGV[-1]}` failed (exit status "
+                          f"{res.returncode}, output {res.stdout.strip()!r})")
     system, release, clang, lld = words[:4]
     if system == "NetBSD":
         return HostInfo(system, release, "netbsd")
     if clang != "-" and lld != "-":
         return HostInfo(system, release, "cross")
     raise KernelError(f"--host {host} is {system} {release} without clang and ld.lld: a build host is either "
-                      f"NetBSD (native make) or a POSIX host with the cross toolchain (Debian: apt-get install "
-                      f"clang lld)")
+                      f"NetBSD (native make) or a POSIX host with the cross toolchain (Debian: apt-get "
+                      f"install clang lld)")
 
 
 def ssh_runner(host: str, identity: str | None) -> SSHRunner:
@@ -90,8 +90,9 @@ class NetBSDKernel(KernelFamily):
         return [
             "--sysdir DIR: a NetBSD src/sys tree of NetBSD 7 or later (module framework and if_ppp's "
             "ppp_register_compressor); --common DIR for common/include unless it sits beside sys/",
-            "here: clang, lld, llvm (x86_64-unknown-netbsd, flags of bsd.kmodule.mk), or --host user@host[:port] "
-            "(SSH, fabric; --ssh-identity KEY): a POSIX host with clang and ld.lld, or a NetBSD host (native make)",
+            "here: clang, lld, llvm (x86_64-unknown-netbsd, flags of bsd.kmodule.mk), or --host "
+            "user@host[:port] (SSH, fabric; --ssh-identity KEY): a POSIX host with clang and ld.lld, or a "
+            "NetBSD host (native make)",
             "builds ppp_mppe.kmod (and if_ppp.kmod from the same tree for the checks) in the work tree; the "
             "sysdir is only read",
             "verified here: the build from the shared NetBSD 10.99.12 sys tarball, locally and over SSH to a "
@@ -133,7 +134,8 @@ class NetBSDKernel(KernelFamily):
 
     # --- building --------------------------------------------------------------------------------------
     def install_dir(self, stage_prefix: Path, target: KernelTarget) -> Path:
-        return stage_prefix / "lib" / "modules" / target.release / MPPE_MODULE
+        """lib/modules/<release>/<module>/<module><suffix>: the layout of /stand/<arch>/<version>/modules/."""
+        return stage_prefix / "lib" / "modules" / target.release / self.profile.modules[0]
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
                       jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:
@@ -208,8 +210,8 @@ def remote_build(runner: SSHRunner, root: Path, plans: list[ModulePlan], work: P
     remote = res.stdout.strip().splitlines()[-1]
     try:
         runner.put(bundle, f"{remote}/inputs.tar.gz")
-        runner.run(["sh", "-c", 'gzip -dc inputs.tar.gz | tar -xf - && rm inputs.tar.gz'], cwd=remote, log=log,
-                   timeout=REMOTE_BUILD_TIMEOUT, what="unpacking the sources on the host")
+        runner.run(["sh", "-c", "gzip -dc inputs.tar.gz | tar -xf - && rm inputs.tar.gz"], cwd=remote,
+                   log=log, timeout=REMOTE_BUILD_TIMEOUT, what="unpacking the sources on the host")
         for plan in plans:
             moddir = f"{remote}/modules/{plan.name}"
             if native:
@@ -244,9 +246,10 @@ class NetBSDLKMKernel(NetBSDKernel):
             + ", ".join(f"${{SYSDIR}}/{c}" for c in profile.sysdir_checks),
             "patches the host's ${SYSDIR}/net/ppp-comp.h: CCP_MAX_OPTION_LENGTH 32 -> 64 (the kernel must be "
             "rebuilt with it, `options LKM`, then `modload -e mppe_lkmentry -o mppe mppe.o`)",
-            "verified here: the LKM glue and the core compile as C89 (gcc -std=c89 -pedantic -Werror) against "
-            "a model of 1.4.1's interfaces written from KERNELS.md, not against 1.4.1's headers",
-            "not verified: anything on a NetBSD 1.4.1 host (none can run here): the build, the patch, loading",
+            "verified here: the LKM glue and the core compile as C89 (gcc -std=c89 -pedantic -Werror) "
+            "against a model of 1.4.1's interfaces written from KERNELS.md, not against 1.4.1's headers",
+            "not verified: anything on a NetBSD 1.4.1 host (none can run here): the build, the patch, "
+            "loading",
         ]
 
     def resolve(self, offline: bool = False) -> KernelTarget:
@@ -272,9 +275,10 @@ class NetBSDLKMKernel(NetBSDKernel):
             res = runner.run(["sh", "-c", checks], log=self.log, timeout=HOST_TIMEOUT, check=False,
                              what="checking the host's SYSDIR")
             if res.returncode != 0:
+                wanted = ", ".join(f"{sysdir}/{c}" for c in p.sysdir_checks)
                 raise KernelError(f"--sysdir {sysdir} on {host} is not a NetBSD {p.version} kernel source "
-                                  f"tree: it lacks one of " + ", ".join(f"{sysdir}/{c}" for c in p.sysdir_checks)
-                                  + " (the historic package checked ${SYSDIR}/lib/libkern/libkern.h)")
+                                  f"tree: it lacks one of {wanted}"
+                                  " (the historic package checked ${SYSDIR}/lib/libkern/libkern.h)")
         return KernelTarget(
             profile=p.name, release=info.release, abi="", package_version="", vmlinuz=Path("/dev/null"),
             modules_root=Path("/dev/null"), build_dir=Path(sysdir), source_dir=Path(sysdir), vermagic="",

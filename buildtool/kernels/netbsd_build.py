@@ -66,7 +66,7 @@ class ModulePlan:
         """argv lists, run in modules/<name>/: links, one compile per source, the link."""
         cmds = [["ln", "-sfn", dest, link] for link, dest in MACHINE_LINKS]
         cppflags = [*KMOD_CPPFLAGS, *self.spec.cppflags]
-        for src, obj in zip(self.sources, self.objects()):
+        for src, obj in zip(self.sources, self.objects(), strict=True):
             cmds.append(["clang", *KMOD_CFLAGS, *self.spec.cflags, *cppflags, "-c", src, "-o", obj])
         cmds.append(["ld.lld", "-r", "-d", "-T", KMODSCRIPT, "-o", self.kmod, *self.objects()])
         return cmds
@@ -134,7 +134,8 @@ def pack_inputs(root: Path, plans: list[ModulePlan], dest: Path) -> int:
     members.update(_headers(root, "common/include"))
     for plan in plans:
         moddir = root / "modules" / plan.name
-        members.update(str(p.relative_to(root)) for p in moddir.rglob("*") if p.is_file() and not p.is_symlink())
+        members.update(str(p.relative_to(root)) for p in moddir.rglob("*")
+                       if p.is_file() and not p.is_symlink())
         for src in plan.sources:
             members.add(_normalise(f"modules/{plan.name}/{src}"))
     with atomic_path(dest) as tmp:

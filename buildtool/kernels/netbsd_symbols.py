@@ -1,18 +1,19 @@
 """Which symbols a NetBSD kernel built from a given sys tree defines, derived from that tree itself.
 
-A module's undefined symbols must be resolved at load time by the kernel or by the modules it requires.
-No NetBSD kernel binary exists here, so the kernel's side is derived from the same sources: for each
-symbol wanted, the source files that textually define it (a KNF function definition `name(` at the start
-of a line, a file-scope variable, an assembler ENTRY()/alias, a __strong_alias/__weak_alias) are found in
-the folders an amd64 kernel is built from (SEARCH_DIRS, and common/lib/libc beside common/include), each
-candidate is compiled (or assembled) with the kernel's flags (-D_KERNEL -D_KERNEL_OPT, and an empty
-header for each header config(1) would have generated: opt_*.h with every option off, device counts such as
-ether.h, assym.h for assembler files, whose offsets only feed instructions, not which symbols are defined), and the symbol counts as defined only if the resulting object's
-symbol table defines it globally. A textual match alone never counts: a symbol whose candidates do not
-compile stays undefined, and the check names it with the files tried.
+A module's undefined symbols must be resolved at load time by the kernel or by the modules it requires. No
+NetBSD kernel binary exists here, so the kernel's side is derived from the same sources: for each symbol
+wanted, the source files that textually define it (a KNF function definition `name(` at the start of a line,
+a file-scope variable, an assembler ENTRY()/alias, a __strong_alias/__weak_alias) are found in the folders
+an amd64 kernel is built from (SEARCH_DIRS, and common/lib/libc beside common/include), each candidate is
+compiled (or assembled) with the kernel's flags (-D_KERNEL -D_KERNEL_OPT, and an empty header for each
+header config(1) would have generated: opt_*.h with every option off, device counts such as ether.h, assym.h
+for assembler files, whose offsets only feed instructions, not which symbols are defined), and the symbol
+counts as defined only if the resulting object's symbol table defines it globally. A textual match alone
+never counts: a symbol whose candidates do not compile stays undefined, and the check names it with the
+files tried.
 
-Objects' symbol lists are cached under <cache>/netbsd-symbols/, keyed by the source file's sha256 and the
-flags.
+Objects' symbol lists are cached under <cache>/netbsd-symbols/, keyed by the source file's sha256, the tree
+and the flags.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class SymbolDeriver:
             for n in set(quick.findall(text)):
                 if any(p.search(text) for p in patterns[n]):
                     found[n].append((path, label))
-        for n, files in found.items():
+        for files in found.values():
             files += self._includers(files)
         return found
 
@@ -141,7 +142,8 @@ class SymbolDeriver:
     def object_symbols(self, source: Path, label: str) -> list[str]:
         """The global symbols the compiled `source` defines (cached by content and flags)."""
         flags = self.flags(source)
-        key = text_digest(file_digest(source, "sha256") + "\0" + "\0".join(flags))[:32]
+        inputs = [file_digest(source, "sha256"), str(self.tree.sysdir), str(self.tree.common), *flags]
+        key = text_digest("\0".join(inputs))[:32]
         cached = self.cache / f"{key}.json"
         if cached.exists():
             data = json.loads(cached.read_text())

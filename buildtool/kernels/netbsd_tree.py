@@ -76,8 +76,8 @@ def inspect_tree(sysdir: Path, common: Path | None = None) -> NetBSDTree:
     if missing:
         raise KernelError(
             f"--sysdir {sysdir} (NetBSD {release}) lacks {', '.join(missing)}: the ppp_mppe module needs the "
-            f"kernel module framework (MODULE(), modules/xldscripts/kmodule; NetBSD 5 and later) and if_ppp's "
-            f"compressor registry (NetBSD 7 and later).\n"
+            f"kernel module framework (MODULE(), modules/xldscripts/kmodule; NetBSD 5 and later) and "
+            f"if_ppp's compressor registry (NetBSD 7 and later).\n"
             f"For NetBSD 1.x LKMs use --kernel netbsd-1.4.1 on a NetBSD 1.4.1 build host.")
     if "define\tMODULE(" not in (sysdir / "sys/module.h").read_text(errors="replace").replace(" ", "\t"):
         raise KernelError(f"{sysdir / 'sys/module.h'} (NetBSD {release}) defines no MODULE() macro: the "
@@ -86,8 +86,8 @@ def inspect_tree(sysdir: Path, common: Path | None = None) -> NetBSDTree:
     if not ifh.is_file() or "ppp_register_compressor" not in ifh.read_text(errors="replace"):
         raise KernelError(
             f"{ifh} (NetBSD {release}) declares no ppp_register_compressor: this if_ppp keeps compressors in "
-            f"a fixed table, so a ppp_mppe module cannot register itself (the interface appeared in NetBSD 7; "
-            f"use a NetBSD 7 or later sys tree)")
+            f"a fixed table, so a ppp_mppe module cannot register itself (the interface appeared in "
+            f"NetBSD 7; use a NetBSD 7 or later sys tree)")
     return NetBSDTree(sysdir, find_common(sysdir, common), number, release)
 
 

@@ -41,6 +41,13 @@
 
 #define MPPE_MAGIC	0x4d505045UL
 
+#ifdef MPPE_NEGATIVE_CONTROL_SHORT_FRAMES
+/* Test builds only: no length check, so the fuzz suite can prove it catches the over-read. */
+#define MIN_FRAME	MPPE_HDRLEN
+#else
+#define MIN_FRAME	(MPPE_HDRLEN + MPPE_MIN_CIPHER)
+#endif
+
 typedef char mppe_u8_must_be_8_bits[sizeof(mppe_u8) == 1 ? 1 : -1];
 typedef char mppe_u32_must_be_32_bits[sizeof(mppe_u32) == 4 ? 1 : -1];
 
@@ -313,17 +320,104 @@ stateless_sync(struct mppe_state *st, mppe_u32 cc)
 }
 
 /*
+ * Protocols that travel inside MPPE in practice (RFC 1700 / IANA PPP DLL
+ * protocol numbers).  A 1-byte (compressed) field is the number itself.
+ */
+static const mppe_u16 known_protocols[] = {
+	0x0021,	/* IPv4 */
+	0x0057,	/* IPv6 */
+	0x002d,	/* Van Jacobson compressed TCP/IP */
+	0x002f,	/* Van Jacobson uncompressed TCP/IP */
+	0x002b,	/* Novell IPX */
+	0x0029,	/* AppleTalk */
+	0x0031,	/* bridging PDU */
+	0x0281	/* MPLS unicast */
+};
+
+static int
+known_protocol(const mppe_u8 *p, mppe_size len)
+{
+	mppe_u32 proto;
+	unsigned int i;
+
+	if (p[0] & 1)
+		proto = p[0];
+	else if (len >= 2)
+		proto = ((mppe_u32)p[0] << 8) | p[1];
+	else
+		return 0;
+	for (i = 0; i < sizeof(known_protocols) / sizeof(known_protocols[0]); i++)
+		if (proto == known_protocols[i])
+			return 1;
+	return 0;
+}
+
+/*
+ * Key changes the sender may have made for Reset-Requests whose flushed
+ * reply we never saw (beyond the one this flushed frame stands for).
+ */
+#define MPPE_RESYNC_EXTRA	3
+
+/*
+ * Resync on a flushed frame after a loss.  The sender changed key once per
+ * flag packet we missed (known from the counts), once for this frame, and
+ * once more for each earlier flushed reply to a Reset-Request that was lost
+ * (unknown: MPPE carries no key number).  Candidates with 0..RESYNC_EXTRA
+ * such extra changes are tried on the first two plaintext bytes and the
+ * first that decrypts to a protocol from known_protocols wins; if none does,
+ * no extra change is assumed, which is what Linux's module always assumes.
+ * At most 15 + 1 + RESYNC_EXTRA key changes.
+ */
+static void
+stateful_resync(struct mppe_state *st, mppe_u32 blocks, const mppe_u8 *cipher, mppe_size clen)
+{
+	mppe_u8 cand[MPPE_RESYNC_EXTRA + 1][MPPE_KEYLEN];
+	mppe_u8 probe[2];
+	mppe_size plen = clen < 2 ? clen : 2;
+	unsigned int r, pick = 0;
+
+	while (blocks-- > 0) {
+		change_key(st->start_key, st->keybits, st->keylen, st->session_key, &st->rc4);
+		st->stats.rekeys++;
+	}
+	mppe_os_memcpy(cand[0], st->session_key, MPPE_KEYLEN);
+	for (r = 0; r <= MPPE_RESYNC_EXTRA; r++) {
+		if (r > 0)
+			mppe_os_memcpy(cand[r], cand[r - 1], MPPE_KEYLEN);
+		change_key(st->start_key, st->keybits, st->keylen, cand[r], &st->rc4);
+		mppe_rc4_setkey(&st->rc4, cand[r], st->keylen);
+		mppe_rc4_crypt(&st->rc4, cipher, probe, plen);
+		if (known_protocol(probe, plen)) {
+			pick = r;
+			break;
+		}
+	}
+	mppe_os_memcpy(st->session_key, cand[pick], MPPE_KEYLEN);
+	mppe_rc4_setkey(&st->rc4, st->session_key, st->keylen);
+	st->stats.rekeys += pick + 1;
+	mppe_os_memset(cand, 0, sizeof(cand));
+	mppe_os_memset(probe, 0, sizeof(probe));
+	if (st->debug && pick > 0)
+		log_num(st, "mppe: resync assumed lost Reset-Request replies:", pick);
+}
+
+/*
  * Stateful: the key changes on every flushed packet (which covers flag packets
  * and Reset-Request rekeys); after a loss, also once per flag packet missed,
- * i.e. per 256-block boundary crossed (at most 15: the count is 12 bits).
+ * i.e. per 256-block boundary crossed (at most 15: the count is 12 bits and a
+ * packet more than half the count space behind is taken as late, not ahead).
+ * A late or duplicate packet is dropped without touching the state: the RC4
+ * stream has not moved, so no reset is needed.
  */
 static int
-stateful_sync(struct mppe_state *st, mppe_u32 cc, int flushed)
+stateful_sync(struct mppe_state *st, mppe_u32 cc, int flushed, const mppe_u8 *cipher, mppe_size clen)
 {
+	mppe_u32 ahead = (cc - st->ccount) & MPPE_CCOUNT_MASK;
 	mppe_u32 expect = (st->ccount + 1) & MPPE_CCOUNT_MASK;
-	mppe_u32 blocks;
 
-	if (cc == expect && !st->discard) {
+	if (ahead == 0 || ahead > MPPE_CCOUNT_SPACE / 2)
+		return drop(st, MPPE_E_DROP);
+	if (ahead == 1 && !st->discard) {
 		if (flushed || (cc & 0xff) == 0xff)
 			rekey(st);
 		return MPPE_OK;
@@ -337,10 +431,7 @@ stateful_sync(struct mppe_state *st, mppe_u32 cc, int flushed)
 			log_num(st, "mppe: packet loss, asking for a reset, got count", cc);
 		return drop(st, MPPE_E_RESET);
 	}
-	blocks = ((cc >> 8) - (expect >> 8)) & 0xf;
-	while (blocks-- > 0)
-		rekey(st);
-	rekey(st);
+	stateful_resync(st, ((cc >> 8) - (expect >> 8)) & 0xf, cipher, clen);
 	st->discard = 0;
 	if (st->debug)
 		log_num(st, "mppe: resynchronised on flushed packet, count", cc);
@@ -358,7 +449,7 @@ mppe_decompress(struct mppe_state *st, const mppe_u8 *in, mppe_size isize,
 
 	if (!state_ok(st, MPPE_DIR_DECOMP) || in == 0 || out == 0 || olen == 0)
 		return MPPE_E_INVAL;
-	if (isize < MPPE_HDRLEN + MPPE_MIN_CIPHER)
+	if (isize < MIN_FRAME)
 		return bad_packet(st, "mppe: packet too short, bad packets in a row");
 	if (osize < MPPE_DECOMP_MAX(isize))
 		return MPPE_E_NOSPACE;
@@ -372,7 +463,7 @@ mppe_decompress(struct mppe_state *st, const mppe_u8 *in, mppe_size isize,
 			return bad_packet(st, "mppe: stateless packet without A bit, bad packets in a row");
 		rc = stateless_sync(st, cc);
 	} else {
-		rc = stateful_sync(st, cc, flushed);
+		rc = stateful_sync(st, cc, flushed, in + MPPE_HDRLEN, isize - MPPE_HDRLEN);
 	}
 	if (rc != MPPE_OK)
 		return rc;

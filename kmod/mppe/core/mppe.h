@@ -123,11 +123,11 @@ struct mppe_stats {
 	mppe_u32	resets;		/* Reset-Requests honoured (comp) or needed (decomp) */
 };
 
-/* RC4 state (exposed for tests and the benchmark; fields private) */
+/* RC4 state (exposed for tests and the benchmark; fields private; 32-bit cells are faster) */
 struct mppe_rc4 {
-	mppe_u8		s[256];
-	mppe_u8		i;
-	mppe_u8		j;
+	mppe_u32	s[256];
+	mppe_u32	i;
+	mppe_u32	j;
 };
 
 /* SHA-1 state (exposed for tests; fields private) */

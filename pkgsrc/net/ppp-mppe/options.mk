@@ -25,9 +25,8 @@ KMOD_BUILDDIR?=	/lib/modules/${KMOD_KVER}/build
 KMOD_KVER?=	${:!${UNAME} -r!}
 .  elif ${OPSYS} == "NetBSD"
 SYSDIR?=	/usr/src/sys
-KMOD_SYSDIR_CHECK=	${SYSDIR}/lib/libkern/libkern.h
-PKG_FAIL_REASON+=	"The NetBSD ppp_mppe kernel module is not available yet." \
-			"Build without it: PKG_OPTIONS.ppp-mppe=-ppp-mppe-kmod"
+KMOD_SYSDIR_CHECK=	${SYSDIR}/modules/xldscripts/kmodule
+KMOD_KVER?=	${OS_VERSION}
 .  else
 PKG_FAIL_REASON+=	"The MPPE kernel module of ${PKGNAME} is not supported on ${OPSYS}." \
 			"Build without it: PKG_OPTIONS.ppp-mppe=-ppp-mppe-kmod"
@@ -46,10 +45,13 @@ post-patch: kmod-patch
 .PHONY: kmod-patch
 kmod-patch:
 	${RUN} ${MKDIR} ${KMOD_WRKDIR}
+.  if ${OPSYS} == "Linux"
 	${RUN} cd ${SYSDIR} && ${PAX} -rw -pp ${KMOD_FILES} ${KMOD_WRKDIR}
 	${RUN} for p in ${KMOD_PATCHES}; do \
 		${PATCH} -d ${KMOD_WRKDIR} -N -s -p0 ${PATCH_FUZZ_FACTOR} < $$p || exit 1; \
 	done
+.  endif
+	${RUN} cd ${FILESDIR}/kmod-src && ${PAX} -rw -pp . ${KMOD_WRKDIR}
 
 post-build: kmod-build
 .PHONY: kmod-build
@@ -58,6 +60,10 @@ kmod-build:
 	${RUN} ${ECHO} 'obj-m := ppp_generic.o ppp_mppe.o' > ${KMOD_WRKDIR}/drivers/net/ppp/Kbuild
 	${RUN} cd ${KMOD_WRKDIR}/drivers/net/ppp && ${MAKE_PROGRAM} -C ${KMOD_BUILDDIR} M=${KMOD_WRKDIR}/drivers/net/ppp NOSTDINC_FLAGS=-I${KMOD_WRKDIR}/include/uapi modules
 .  endif
+.  if ${OPSYS} == "NetBSD"
+	${RUN} ${CP} ${SYSDIR}/modules/Makefile.inc ${KMOD_WRKDIR}/Makefile.inc
+	${RUN} cd ${KMOD_WRKDIR}/ppp_mppe && ${MAKE_PROGRAM} S=${SYSDIR} NETBSDSRCDIR=${SYSDIR}/.. USETOOLS=no
+.  endif
 
 post-install: kmod-install
 .PHONY: kmod-install
@@ -65,5 +71,9 @@ kmod-install:
 .  if ${OPSYS} == "Linux"
 	${RUN} ${INSTALL_DATA_DIR} ${DESTDIR}${PREFIX}/lib/modules/${KMOD_KVER}/extra
 	${RUN} ${INSTALL_DATA} ${KMOD_WRKDIR}/drivers/net/ppp/ppp_generic.ko ${KMOD_WRKDIR}/drivers/net/ppp/ppp_mppe.ko ${DESTDIR}${PREFIX}/lib/modules/${KMOD_KVER}/extra
+.  endif
+.  if ${OPSYS} == "NetBSD"
+	${RUN} ${INSTALL_DATA_DIR} ${DESTDIR}${PREFIX}/lib/modules/${KMOD_KVER}/ppp_mppe
+	${RUN} ${INSTALL_DATA} ${KMOD_WRKDIR}/ppp_mppe/ppp_mppe.kmod ${DESTDIR}${PREFIX}/lib/modules/${KMOD_KVER}/ppp_mppe
 .  endif
 .endif

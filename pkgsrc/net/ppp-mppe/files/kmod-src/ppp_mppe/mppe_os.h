@@ -1,0 +1,50 @@
+/*-
+ * Copyright (c) 2026 The buildtool project contributors.
+ * All rights reserved.
+ *
+ * Redistribution and use in source and binary forms, with or without
+ * modification, are permitted provided that the following conditions
+ * are met:
+ * 1. Redistributions of source code must retain the above copyright
+ *    notice, this list of conditions and the following disclaimer.
+ * 2. Redistributions in binary form must reproduce the above copyright
+ *    notice, this list of conditions and the following disclaimer in the
+ *    documentation and/or other materials provided with the distribution.
+ *
+ * THIS SOFTWARE IS PROVIDED BY THE AUTHOR AND CONTRIBUTORS ``AS IS'' AND
+ * ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+ * IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE
+ * ARE DISCLAIMED.  IN NO EVENT SHALL THE AUTHOR OR CONTRIBUTORS BE LIABLE
+ * FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+ * DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS
+ * OR SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION)
+ * HOWEVER CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT
+ * LIABILITY, OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY
+ * OUT OF THE USE OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF
+ * SUCH DAMAGE.
+ */
+
+
+/*
+ * mppe_os.h for the NetBSD kernel glue (ppp_mppe.kmod, and the rump
+ * component that compiles the same glue): the core's types and memory
+ * functions mapped onto the kernel's (libkern), and its log hook.
+ */
+#ifndef MPPE_NETBSD_MPPE_OS_H
+#define MPPE_NETBSD_MPPE_OS_H
+
+#include <sys/types.h>
+#include <sys/systm.h>
+
+typedef uint8_t		mppe_u8;
+typedef uint16_t	mppe_u16;
+typedef uint32_t	mppe_u32;
+typedef size_t		mppe_size;
+
+#define mppe_os_memcpy(d, s, n)	memcpy((d), (s), (n))
+#define mppe_os_memset(d, c, n)	memset((d), (c), (n))
+#define mppe_os_memcmp(a, b, n)	memcmp((a), (b), (n))
+
+void mppe_os_log(int unit, const char *msg);
+
+#endif /* MPPE_NETBSD_MPPE_OS_H */

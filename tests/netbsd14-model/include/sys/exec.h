@@ -1,0 +1,1 @@
+/* model: nothing the LKM glue uses */

@@ -1,0 +1,88 @@
+"""The command runner: the same `run(argv, cwd, env, log, timeout)` here and on a loopback OpenSSH host."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import sshserver
+
+from buildtool.errors import PhaseError
+from buildtool.runner import LocalRunner, SSHRunner, sh_command
+
+TRICKY = "it's a $HOME `x` \"y\""  # survives quoting only if every argument is quoted
+
+
+def test_local_runs_in_cwd_with_env_and_logs(tmp_path):
+    log = tmp_path / "log"
+    res = LocalRunner().run(["sh", "-c", 'pwd; printf "%s\\n" "$GREETING"; cat'], cwd=tmp_path,
+                            env={"GREETING": TRICKY}, log=log)
+    assert res.returncode == 0 and res.where == "local"
+    assert res.stdout.splitlines() == [str(tmp_path), TRICKY]  # cat read /dev/null: no hang, no output
+    assert f"$ [local] (cd {tmp_path} && sh -c" in log.read_text() and TRICKY in log.read_text()
+
+
+def test_local_failure_raises_with_the_tail_and_check_false_returns(tmp_path):
+    log = tmp_path / "log"
+    with pytest.raises(PhaseError) as e:
+        LocalRunner().run(["sh", "-c", "echo broken >&2; exit 3"], log=log, what="the thing")
+    assert "the thing failed with exit status 3 (local)" in str(e.value) and "broken" in e.value.tail
+    assert LocalRunner().run(["false"], log=log, check=False).returncode == 1
+
+
+def test_local_missing_program_is_a_clear_error(tmp_path):
+    with pytest.raises(PhaseError, match="cannot run no-such-program-here"):
+        LocalRunner().run(["no-such-program-here"], log=tmp_path / "log")
+
+
+def test_local_timeout_kills_the_whole_process_group(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    t0 = time.monotonic()
+    with pytest.raises(PhaseError, match="timed out after 1s"):
+        LocalRunner().run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], log=tmp_path / "log",
+                          timeout=1)
+    assert time.monotonic() - t0 < 60
+    child = int(pidfile.read_text())
+    for _ in range(50):  # the grandchild was killed with the group, not orphaned
+        if not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"sleep (pid {child}) survived the timeout")
+
+
+def test_sh_command_quotes_every_argument():
+    line = sh_command(["printf", "%s", TRICKY], "/tmp/a b", {"K": "v w"})
+    quoted = "'" + TRICKY.replace("'", "'\"'\"'") + "'"
+    assert line == f"cd '/tmp/a b' && env 'K=v w' printf %s {quoted} </dev/null"
+
+
+@pytest.fixture(scope="module")
+def ssh(tmp_path_factory):
+    why = sshserver.missing()
+    if why:
+        pytest.fail(why)
+    server = sshserver.start(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+def test_ssh_runs_the_same_argv_with_cwd_env_and_copies_files(tmp_path, ssh):
+    log = tmp_path / "log"
+    with SSHRunner(ssh.user, "127.0.0.1", ssh.port, identity=ssh.identity) as runner:
+        res = runner.run(["sh", "-c", 'pwd; printf "%s\\n" "$GREETING"; cat'], cwd=tmp_path,
+                         env={"GREETING": TRICKY}, log=log)
+        assert res.stdout.splitlines() == [str(tmp_path), TRICKY]
+        assert res.where == f"{ssh.user}@127.0.0.1:{ssh.port}"
+        (tmp_path / "up").write_text("payload\n")
+        runner.put(tmp_path / "up", str(tmp_path / "remote"))
+        runner.get(str(tmp_path / "remote"), tmp_path / "sub" / "back")
+        assert (tmp_path / "sub" / "back").read_text() == "payload\n"
+        with pytest.raises(PhaseError, match=r"failed with exit status 4 \(root@|failed with exit status 4"):
+            runner.run(["sh", "-c", "exit 4"], log=log)
+        with pytest.raises(PhaseError, match="timed out"):
+            runner.run(["sleep", "30"], log=log, timeout=1)
+        with pytest.raises(PhaseError, match="copying .* failed"):
+            runner.get(str(tmp_path / "no-such-file"), tmp_path / "never")
+        assert not (tmp_path / "never").exists() and not (tmp_path / ".never.part").exists()

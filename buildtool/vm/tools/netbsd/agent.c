@@ -783,6 +783,7 @@ cmd_hang(char **argv, int argc)
 }
 
 #include "traffic.c"
+#include "ip.c"
 
 static const struct command commands[] = {
 	{ "ping", cmd_ping }, { "uname", cmd_uname }, { "sleep", cmd_sleep }, { "reboot", cmd_reboot }, { "hang", cmd_hang },
@@ -790,6 +791,7 @@ static const struct command commands[] = {
 	{ "open", cmd_open }, { "close", cmd_close }, { "comp", cmd_comp }, { "flags", cmd_flags }, { "mtu", cmd_mtu },
 	{ "raw", cmd_raw }, { "recv", cmd_recv },
 	TRAFFIC_COMMANDS
+	IP_COMMANDS
 	{ 0, 0 }
 };
 

@@ -78,8 +78,8 @@ def test_modctl_load_unload(unloaded, netbsd_kernel):
     agent(vm, "stat ppp_mppe", expect=ENOENT)
     agent(vm, f"load {module_path(netbsd_kernel)}")
     assert "loaded" in agent(vm, "stat ppp_mppe")
-    # a second load of the same file is refused (this kernel answers ENOEXEC; EEXIST would do too) and
-    # leaves the loaded module alone
+    # a second load of the same file is refused and leaves the loaded module alone: this kernel answers
+    # ENOEXEC (kobj refuses the second copy's global mppe_* symbols as redefined); EEXIST would do too
     again = vm.run(f"load {module_path(netbsd_kernel)}", timeout=60, check=False)
     assert again.status in (ENOEXEC, EEXIST), again
     assert "loaded" in agent(vm, "stat ppp_mppe")

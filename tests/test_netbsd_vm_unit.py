@@ -41,7 +41,7 @@ def test_config_template_has_what_the_scenarios_need():
 
 def test_every_control_names_the_scenarios_it_breaks():
     patches = control_patches(REPO)
-    assert [p.name for p in patches] == ["patch-xa", "patch-xb", "patch-xc"]
+    assert [p.name for p in patches] == ["patch-xa", "patch-xb", "patch-xc", "patch-xd"]
     scenarios = (REPO / "tests" / "netbsd_vm" / "test_netbsd_guest.py").read_text()
     for p in patches:
         for name in expected_failures(p):

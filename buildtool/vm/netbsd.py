@@ -85,6 +85,11 @@ def expected_failures(patch: Path) -> list[str]:
     raise KernelError(f"{patch}: no `Expect-Fail: <test names>` line")
 
 
+def expects_crash(patch: Path) -> bool:
+    """Whether a control must make the kernel crash (`Expect-Crash: yes`): the harness must say so."""
+    return any(line.strip() == "Expect-Crash: yes" for line in patch.read_text(errors="replace").splitlines())
+
+
 def broken_glue(repo: Path, patch: Path, dest: Path, log: Path) -> Path:
     """A copy of kmod/mppe/netbsd with one control patch applied (never shipped)."""
     from ..kernels.netbsd_kernel import apply_patches

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from buildtool.vm.netbsd import control_patches, expected_failures
+from buildtool.vm.netbsd import control_patches, expected_failures, expects_crash
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.vm]
@@ -33,9 +33,16 @@ def test_control_is_caught(patch: Path, nb_figures, netbsd_kernel):
     proc = subprocess.run(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=CONTROL_TIMEOUT)
     (out / "pytest.log").write_text(proc.stdout + proc.stderr)
-    failed = {c.get("name", "").split("[")[0] for c in ET.parse(junit).getroot().iter("testcase")
-              if c.find("failure") is not None or c.find("error") is not None}
+    failures = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+        if bad is not None:
+            failures[case.get("name", "").split("[")[0]] = (bad.get("message") or "") + (bad.text or "")
+    failed = set(failures)
     caught = [name for name in expect if name in failed]
     nb_figures.record(f"netbsd_control[{patch.name}]", "CAUGHT" if caught == expect else "NOT CAUGHT")
     assert caught == expect, (f"{patch.name} not caught: expected {expect} to fail, failed: "
                               f"{sorted(failed)}; log {out / 'pytest.log'}, consoles {out / 'console'}")
+    if expects_crash(patch):  # the crash watch, not a later symptom, must have reported it
+        for name in expect:
+            assert "guest kernel crash" in failures[name], (name, failures[name][:2000])

@@ -27,6 +27,11 @@ class GuestOS:
     ready_marker = ""  # printed by the guest's init once the shell is about to start
     crash_patterns: tuple[str, ...] = ()
     halt_command = ""
+    console_class = Console  # the framed channel (a shell; NetBSD's agent speaks its own)
+
+    def boot_request(self, kernel: Path, initrd: Path, memory_mb: int, nics: tuple) -> BootRequest:
+        return BootRequest(kernel=kernel, initrd=initrd, cmdline=self.kernel_cmdline(), memory_mb=memory_mb,
+                           nics=nics)
 
     def kernel_cmdline(self) -> str:
         raise NotImplementedError
@@ -115,12 +120,12 @@ class Guest:
         self.shutdown()
         self.generation += 1
         self.dirty = False
-        req = BootRequest(kernel=self.kernel, initrd=self.initrd, cmdline=self.os.kernel_cmdline(),
-                          memory_mb=self.memory_mb, nics=self.nics)
+        req = self.os.boot_request(self.kernel, self.initrd, self.memory_mb, self.nics)
         t0 = time.monotonic()
         log = self.console_log
         log.unlink(missing_ok=True)
-        self._console = Console(self.vmm.command(req), log, self.os.crash_patterns, self._deadline)
+        self._console = self.os.console_class(self.vmm.command(req), log, self.os.crash_patterns,
+                                              self._deadline)
         try:
             self._console.wait_ready(self.os.ready_marker, self.boot_timeout)
             self._console.set_prompt()

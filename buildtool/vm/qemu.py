@@ -30,6 +30,7 @@ class BootRequest:
     memory_mb: int = 512
     cpus: int = 1
     nics: tuple[SocketNic, ...] = ()
+    iso: Path | None = None  # boot this CD image (GRUB) instead of kernel + initrd
 
 
 @dataclass
@@ -69,8 +70,11 @@ class QemuTcg(Vmm):
             self.executable(), "-accel", "tcg", "-machine", "pc", "-m", str(req.memory_mb),
             "-smp", str(req.cpus), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
-            "-kernel", str(req.kernel), "-initrd", str(req.initrd), "-append", req.cmdline,
         ]
+        if req.iso is not None:
+            argv += ["-cdrom", str(req.iso), "-boot", "d"]
+        else:
+            argv += ["-kernel", str(req.kernel), "-initrd", str(req.initrd), "-append", req.cmdline]
         for i, nic in enumerate(req.nics):
             where = f"listen=127.0.0.1:{nic.port}" if nic.listen else f"connect=127.0.0.1:{nic.port}"
             argv += ["-netdev", f"socket,id=net{i},{where}",

@@ -119,5 +119,6 @@ class NetBSDKernel(KernelFamily):
             f"Build userland only with --kernel none, or use the default profile linux-6.1.")
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
-                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:
+                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,
+                      mppe: str | None = None) -> list[Path]:
         raise KernelError(f"{self.profile.name}: building modules on a NetBSD host is not implemented yet")

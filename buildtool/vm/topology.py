@@ -12,10 +12,11 @@ from the same object, so the two cannot drift.
 
 from __future__ import annotations
 
+import base64
 import re
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import TestFailure
 from .guest import CommandResult, Guest
@@ -70,15 +71,95 @@ class TunnelConfig:
     client_log: str = "/var/log/ppp-client.log"
     client_linkname: str = "client"
     client_unit: int = 0
+    mppe_bits: int = 128  # 40 or 128: both ends require exactly this key length
+    mppe_stateful: bool = False  # True: both ends allow (and so negotiate) stateful MPPE
 
     @property
     def client_pidfile(self) -> str:
         return f"/var/run/ppp-{self.client_linkname}.pid"
 
+    @property
+    def mppe_line(self) -> str:
+        """What both pppds log once CCP is up with this configuration."""
+        mode = "stateful" if self.mppe_stateful else "stateless"
+        return f"MPPE {self.mppe_bits}-bit {mode} compression enabled"
+
+    @property
+    def mppe_ack(self) -> str:
+        """The MPPE option of the CCP Configure-Ack, as pppd prints it (H: stateless, S: 128, L: 40 bit)."""
+        h = "-" if self.mppe_stateful else "+"
+        s, ll = ("+", "-") if self.mppe_bits == 128 else ("-", "+")
+        return f"<mppe {h}H -M {s}S {ll}L -D -C>"
+
 
 # What the modules scenario expects to be loaded: ours (from extra/) and the stock ones the tunnel uses.
 OUR_MODULES = ("ppp_generic", "ppp_mppe")
 STOCK_MODULES = ("slhc", "libarc4", "ppp_async", "veth", "sch_netem")
+
+# A function only our ppp_mppe (kmod/mppe/linux) has: /proc/kallsyms lists it with [ppp_mppe] when ours is
+# the loaded one. Debian's module cannot fake it, and it is read from the running kernel, not from a file.
+MPPE_MARKER = "mppe_linux_comp_alloc"
+# Debian's own PPP modules, by path under /lib/modules/<release>/, in load order
+DEBIAN_PPP = ("kernel/drivers/net/slip/slhc.ko", "kernel/drivers/net/ppp/ppp_generic.ko",
+              "kernel/drivers/net/ppp/ppp_async.ko", "kernel/lib/crypto/libarc4.ko",
+              "kernel/drivers/net/ppp/ppp_mppe.ko")
+PPP_USERS = ("ppp_mppe", "ppp_async", "ppp_generic")  # rmmod order
+
+
+def mppe_identity(guest: Guest) -> dict[str, str]:
+    """Which ppp_mppe the guest's kernel runs: {"impl": "ours"|"stock"|"none"|"unknown", ...evidence}.
+
+    ours: our marker function is in /proc/kallsyms under [ppp_mppe] and the module is out-of-tree (taint O).
+    stock: no marker, and the module is Debian's signed in-tree one (no taint at all).
+    """
+    out = guest.run(
+        "if [ -d /sys/module/ppp_mppe ]; then echo loaded=1; echo taint=$(cat /sys/module/ppp_mppe/taint); "
+        "echo generic_taint=$(cat /sys/module/ppp_generic/taint); "
+        "echo refcnt=$(cat /sys/module/ppp_mppe/refcnt); "
+        f"if grep -qE '[[:space:]]{MPPE_MARKER}[[:space:]]+\\[ppp_mppe\\]' /proc/kallsyms; "
+        "then echo marker=1; else echo marker=0; fi; else echo loaded=0; fi").output
+    info = dict(re.findall(r"^(\w+)=(.*)$", out, re.M))
+    if info.get("loaded") != "1":
+        info["impl"] = "none"
+    elif info.get("marker") == "1" and "O" in info.get("taint", ""):
+        info["impl"] = "ours"
+    elif info.get("marker") == "0" and info.get("taint", "") == "":
+        info["impl"] = "stock"
+    else:
+        info["impl"] = "unknown"
+    return info
+
+
+def use_mppe(guest: Guest, impl: str) -> dict[str, str]:
+    """Make the guest run our PPP modules ("ours": ppp_generic + ppp_mppe from extra/) or Debian's
+    ("stock": ppp_generic, ppp_async, ppp_mppe from kernel/). No ppp link may be up. Returns the proof."""
+    if mppe_identity(guest)["impl"] == impl:
+        return mppe_identity(guest)
+    unload = "; ".join(f"{{ ! [ -d /sys/module/{m} ] || rmmod {m}; }}" for m in PPP_USERS)
+    if impl == "ours":
+        load = " && ".join(f"{MODPROBE} {m}" for m in ("ppp_generic", "ppp_async", "ppp_mppe"))
+    elif impl == "stock":
+        base = f"/lib/modules/{guest.release}"
+        load = " && ".join(f"{{ [ -d /sys/module/{p.rsplit('/', 1)[1][:-3]} ] || insmod {base}/{p}; }}"
+                           for p in DEBIAN_PPP)
+    else:
+        raise ValueError(f"unknown MPPE implementation {impl!r} (ours, stock)")
+    guest.run(f"{unload} && {load}")
+    info = mppe_identity(guest)
+    if info["impl"] != impl:
+        raise TestFailure(f"guest {guest.name} was to run the {impl} ppp_mppe but runs {info}")
+    return info
+
+
+def mppe_slab(guest: Guest) -> dict[str, int]:
+    """Live states of our ppp_mppe (its own slab cache) and the module's reference count."""
+    out = guest.run("grep '^ppp_mppe_state ' /proc/slabinfo; "
+                    "echo refcnt $(cat /sys/module/ppp_mppe/refcnt)").output
+    m = re.search(r"^ppp_mppe_state\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.M)
+    r = re.search(r"^refcnt (\d+)", out, re.M)
+    if not m or not r:
+        raise TestFailure(f"no ppp_mppe_state cache or refcnt in the guest (is our ppp_mppe loaded?):\n{out}")
+    return {"active_objs": int(m[1]), "num_objs": int(m[2]), "objperslab": int(m[4]), "refcnt": int(r[1])}
 
 
 class Topology:
@@ -114,6 +195,22 @@ class Topology:
         for name in (*OUR_MODULES, *STOCK_MODULES):
             guest.run(f"{MODPROBE} {name}")
         # /proc/sys/kernel/modprobe names kmod's modprobe, so `ppp-compress-18` autoloads the same ones
+
+    # --- MPPE settings ------------------------------------------------------------------------------
+    def configure_mppe(self, bits: int = 128, stateful: bool = False) -> None:
+        """Rewrite both ends' pppd options for this key length and mode (read by the next connect).
+
+        The files come from the same templates the image builder renders, from the changed config."""
+        from ..templating import render, template_env
+
+        if (bits, stateful) == (self.config.mppe_bits, self.config.mppe_stateful):
+            return
+        self.config = replace(self.config, mppe_bits=bits, mppe_stateful=stateful)
+        env, c = template_env("vm"), self.config
+        for run, path, template in ((self.server, c.server_options, "options.pptpd.j2"),
+                                    (self.client, c.client_options, "options.client.j2")):
+            text = base64.b64encode(render(env, template, c=c).encode()).decode()
+            run(f"echo {text} | base64 -d > {path}.new && mv {path}.new {path}")
 
     # --- the link -----------------------------------------------------------------------------------
     def start_server(self) -> None:

@@ -1,0 +1,104 @@
+"""Interop matrix: our ppp_mppe on one end, Debian's stock ppp_mppe on the other, across two guests.
+
+Each guest runs a whole kernel side of its own (two-guest topology, QEMU socket network): the "ours" end
+runs our ppp_generic + ppp_mppe (kmod/mppe) from extra/, the "stock" end Debian's signed ppp_generic,
+ppp_async and ppp_mppe from kernel/. Which one a kernel runs is proven from the running kernel itself
+(`topology.mppe_identity`: our marker function in /proc/kallsyms, the taint), never from srcversion.
+
+Rows: both directions (ours as the pptpd server, ours as the client) x stateless/stateful x 128/40 bit.
+Each row checks that both pppd logs say MPPE came up with that key length and mode, that the compressor
+and decompressor run and count packets on both kernels, pings both ways, `ping -s 50000` both ways, and
+records the iperf3 throughput (a figure, not asserted). The two guests boot once for the whole matrix:
+between rows only the pppd options change (and, between directions, the loaded modules).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from buildtool.vm.topology import IPERF3, PING, TwoGuests, mppe_identity, use_mppe
+
+pytestmark = [pytest.mark.integration, pytest.mark.vm]
+
+DIRECTIONS = (("ours", "stock"), ("stock", "ours"))  # (server end, client end)
+MODES = ((False, 128), (False, 40), (True, 128), (True, 40))  # (stateful, bits)
+ROWS = [pytest.param(server, client, stateful, bits,
+                     id=f"{server}_server-{client}_client-{'stateful' if stateful else 'stateless'}-{bits}")
+        for server, client in DIRECTIONS for stateful, bits in MODES]
+
+
+def kv(output: str) -> dict[str, int]:
+    return {k: int(v, 0) for k, v in re.findall(r"^(\w+)=(\S+)$", output, re.M)}
+
+
+def ping_stats(output: str) -> tuple[int, int]:
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
+    assert m, f"no ping summary in:\n{output}"
+    return int(m[1]), int(m[2])
+
+
+@pytest.fixture(scope="module")
+def matrix(two_guests: TwoGuests):
+    """The two guests, given back with our modules and the default options once the matrix is done."""
+    t = two_guests.ensure()
+    yield t
+    if t.connected():
+        t.disconnect()
+    t.configure_mppe(128, False)
+    for g in t.guests():
+        use_mppe(g, "ours")
+
+
+@pytest.mark.parametrize(("server_impl", "client_impl", "stateful", "bits"), ROWS)
+def test_interop(matrix: TwoGuests, server_impl: str, client_impl: str, stateful: bool, bits: int,
+                 figures, request):
+    t = matrix.ensure()
+    if t.connected():
+        t.disconnect()
+    proof = {"server": use_mppe(t.server_guest, server_impl), "client": use_mppe(t.client_guest, client_impl)}
+    t.configure_mppe(bits, stateful)
+    t.reset_logs()
+    t.connect()
+    c = t.config
+    for side, log in ((t.client, c.client_log), (t.server, c.server_log)):
+        text = side(f"cat {log}").output
+        assert c.mppe_line in text, f"{log} does not say '{c.mppe_line}':\n{text}"
+        assert "ConfAck id=" in text and c.mppe_ack in text, f"{log}: no CCP ConfAck {c.mppe_ack}:\n{text}"
+    local, peer = t.client_ppp_addresses()
+    pings = {}
+    for name, side, dest in (("c->s", t.client, peer), ("s->c", t.server, local)):
+        sent, received = ping_stats(side(f"{PING} -c 3 -i 0.2 -W 5 {dest}", check=False).output)
+        pings[name] = f"{received}/{sent}"
+        assert received == sent == 3, f"{name}: {received}/{sent} pings"
+    for name, side, dest in (("c->s 50000", t.client, peer), ("s->c 50000", t.server, local)):
+        out = side(f"{PING} -s 50000 -c 2 -i 0.5 -W 10 {dest}", timeout=90, check=False).output
+        sent, received = ping_stats(out)
+        pings[name] = f"{received}/{sent}"
+        assert received == sent == 2, f"{name}: {received}/{sent} 50000-byte pings:\n{out}"
+    t.server(f"{IPERF3} -s -1 -D -B {peer}")
+    t.client("sleep 0.3")
+    out = t.client(f"{IPERF3} -c {peer} -t 2 -f m", timeout=60).output
+    m = re.search(r"([\d.]+) Mbits/sec\s+\S*\s*receiver", out)
+    assert m, out
+    # the kernels' side, after the traffic: MPPE ran both ways on both ends and counted packets
+    stats = {}
+    for name, side, iface in (("client", t.client, f"ppp{c.client_unit}"), ("server", t.server,
+                                                                           t.server_ppp_iface())):
+        info = kv(side(f"pppinfo {iface}").output)
+        assert info["comp_run"] == 1 and info["decomp_run"] == 1, f"{name} {iface}: MPPE not running: {info}"
+        assert info["c_packets"] >= 10 and info["d_packets"] >= 10, f"{name} {iface}: too few packets: {info}"
+        stats[name] = f"c={info['c_packets']} d={info['d_packets']}"
+    # the modules that did it are still the ones the row asked for
+    for name, guest, impl in (("server", t.server_guest, server_impl),
+                              ("client", t.client_guest, client_impl)):
+        now = mppe_identity(guest)
+        assert now["impl"] == impl and now["refcnt"] != "0", f"{name}: {now} (was to be {impl}, in use)"
+    row = request.node.callspec.id
+    figures.record(f"interop[{row}]", {
+        "server": server_impl, "client": client_impl, "mode": "stateful" if stateful else "stateless",
+        "bits": bits, "pings": pings, "iperf3_mbit_s": float(m[1]), "mppe_packets": stats,
+        "server_proof": {k: proof["server"][k] for k in ("impl", "taint", "marker")},
+        "client_proof": {k: proof["client"][k] for k in ("impl", "taint", "marker")}})
+    t.disconnect()

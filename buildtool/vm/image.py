@@ -73,7 +73,7 @@ GUEST_DEBS = (
 
 # Debian modules the scenarios load (their dependencies are added from modinfo); ours replace two of them.
 GUEST_MODULES = ("ppp_generic", "ppp_mppe", "ppp_async", "slhc", "libarc4", "veth", "sch_netem", "virtio_pci",
-                 "virtio_net")
+                 "virtio_net", "sch_prio", "cls_u32", "act_pedit")  # the last three: topology.corrupt_mppe
 
 
 @dataclass(frozen=True)

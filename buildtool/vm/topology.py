@@ -105,6 +105,14 @@ DEBIAN_PPP = ("kernel/drivers/net/slip/slhc.ko", "kernel/drivers/net/ppp/ppp_gen
               "kernel/drivers/net/ppp/ppp_mppe.ko")
 PPP_USERS = ("ppp_mppe", "ppp_async", "ppp_generic")  # rmmod order
 
+# Where PPTP's data packets put the MPPE header (Topology.corrupt_mppe): IPv4 header without options, then
+# enhanced GRE (RFC 2637: flags 0x30 = key + sequence present, then 0x01 = version 1 or 0x81 = version 1
+# with an acknowledgment number), then the PPP header with or without address/control and with a 2- or
+# 1-byte protocol field.
+IPV4_HDR = 20
+GRE_LAYOUTS = ((0x01, 12), (0x81, 16))
+PPP_HEADERS = (b"\xff\x03\x00\xfd", b"\xff\x03\xfd", b"\x00\xfd", b"\xfd")
+
 
 def mppe_identity(guest: Guest) -> dict[str, str]:
     """Which ppp_mppe the guest's kernel runs: {"impl": "ours"|"stock"|"none"|"unknown", ...evidence}.
@@ -187,6 +195,11 @@ class Topology:
         if not self.is_current():
             self.setup()
         return self
+
+    def booted_config(self) -> TunnelConfig:
+        """The config a freshly booted guest's files were rendered from (the image's MPPE defaults)."""
+        d = TunnelConfig()
+        return replace(self.config, mppe_bits=d.mppe_bits, mppe_stateful=d.mppe_stateful)
 
     # --- modules ------------------------------------------------------------------------------------
     @staticmethod
@@ -296,12 +309,49 @@ class Topology:
             raise TestFailure(f"expected one ppp interface in the server, found {names or 'none'}:\n{out}")
         return names[0]
 
-    def impair(self, netem: str) -> None:
-        """Apply `tc netem` arguments on both ends of the link (empty: remove)."""
-        for run, iface in ((self.server, self.config.server_iface), (self.client, self.config.client_iface)):
+    def impair(self, netem: str, ends: tuple[str, ...] = ("server", "client")) -> None:
+        """Apply `tc netem` arguments on the given ends' egress (default both; empty netem: remove)."""
+        c = self.config
+        for end in ends:
+            run, iface = (self.server, c.server_iface) if end == "server" else (self.client, c.client_iface)
             run(f"{TC} qdisc del dev {iface} root 2>/dev/null; true")
             if netem:
                 run(f"{TC} qdisc add dev {iface} root netem {netem}")
+
+    def corrupt_mppe(self, rules: dict[str, tuple[int, int]]) -> None:
+        """Corrupt MPPE frames the client sends, in flight (tc u32 + pedit on its egress).
+
+        `rules`: name -> (k, offset): in every 8th GRE data packet whose sequence number is k mod 8,
+        invert the byte at `offset` from the start of the MPPE header (1: the low byte of the coherency
+        count; 2, 3: the first ciphertext bytes). The MPPE header's place depends on whether the GRE
+        header carries an acknowledgment and on the PPP header (ACFC, PFC): one filter per layout,
+        each matching the PPP header bytes and the MPPE D bit, so only the right one fires.
+        Empty `rules`: remove. `corrupted()` says how many packets were changed.
+        """
+        iface = self.config.client_iface
+        self.client(f"{TC} qdisc del dev {iface} root 2>/dev/null; true")
+        if not rules:
+            return
+        cmds = [f"{MODPROBE} {m}" for m in ("sch_prio", "cls_u32", "act_pedit")]
+        cmds.append(f"{TC} qdisc add dev {iface} root handle 1: prio")
+        for k, offset in rules.values():
+            for gre_flags, gre_len in GRE_LAYOUTS:
+                for ppp in PPP_HEADERS:
+                    base = IPV4_HDR + gre_len
+                    mppe = base + len(ppp)
+                    match = ["match ip protocol 47 0xff", f"match u8 0x30 0xff at {IPV4_HDR}",
+                             f"match u8 {gre_flags:#04x} 0xff at {IPV4_HDR + 1}",
+                             f"match u8 {k:#04x} 0x07 at {IPV4_HDR + 11}"]
+                    match += [f"match u8 {b:#04x} 0xff at {base + i}" for i, b in enumerate(ppp)]
+                    match.append(f"match u8 0x10 0x10 at {mppe}")
+                    cmds.append(f"{TC} filter add dev {iface} parent 1: protocol ip prio 1 u32 "
+                                f"{' '.join(match)} action pedit munge offset {mppe + offset} u8 invert")
+        self.client(" && ".join(cmds), timeout=60)
+
+    def corrupted(self) -> int:
+        """Packets the corrupt_mppe filters changed so far (the pedit actions' counters)."""
+        out = self.client(f"{TC} -s filter show dev {self.config.client_iface} parent 1:", check=False).output
+        return sum(int(n) for n in re.findall(r"Sent \d+ bytes (\d+) pkt", out))
 
 
 @dataclass
@@ -327,6 +377,7 @@ class SingleGuest(Topology):
         return self._generation == self.guest.generation and not self.guest.dirty
 
     def setup(self) -> None:
+        self.config = self.booted_config()
         g, c = self.guest, self.config
         g.ensure_booted()
         self.load_modules(g)
@@ -365,7 +416,7 @@ class TwoGuests(Topology):
             self.server_guest.dirty or self.client_guest.dirty)
 
     def setup(self) -> None:
-        c = self.config
+        self.config = c = self.booted_config()
         # the server listens on the socket network, so it boots first
         for g, addr in ((self.server_guest, c.server_ip), (self.client_guest, c.client_ip)):
             g.ensure_booted()

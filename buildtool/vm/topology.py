@@ -104,6 +104,10 @@ DEBIAN_PPP = ("kernel/drivers/net/slip/slhc.ko", "kernel/drivers/net/ppp/ppp_gen
               "kernel/drivers/net/ppp/ppp_async.ko", "kernel/lib/crypto/libarc4.ko",
               "kernel/drivers/net/ppp/ppp_mppe.ko")
 PPP_USERS = ("ppp_mppe", "ppp_async", "ppp_generic")  # rmmod order
+# A stateful resync after the client's frames were lost: the server's pppd asks (its decompressor lost
+# sync), the client's answers (its kernel's compressor then sends a flushed packet). Keys of ccp_resets().
+RESET_EXCHANGE = ("server_sent_resetreq", "client_rcvd_resetreq", "client_sent_resetack",
+                  "server_rcvd_resetack")
 
 # Where PPTP's data packets put the MPPE header (Topology.corrupt_mppe): IPv4 header without options, then
 # enhanced GRE (RFC 2637: flags 0x30 = key + sequence present, then 0x01 = version 1 or 0x81 = version 1
@@ -347,6 +351,17 @@ class Topology:
                     cmds.append(f"{TC} filter add dev {iface} parent 1: protocol ip prio 1 u32 "
                                 f"{' '.join(match)} action pedit munge offset {mppe + offset} u8 invert")
         self.client(" && ".join(cmds), timeout=60)
+
+    def ccp_resets(self) -> dict[str, int]:
+        """CCP Reset-Request/Reset-Ack lines in both pppd logs since reset_logs (pppd runs with debug)."""
+        c = self.config
+        counts = {}
+        for end, run, log in (("server", self.server, c.server_log), ("client", self.client, c.client_log)):
+            text = run(f"cat {log}").output
+            for verb in ("sent", "rcvd"):
+                for code in ("ResetReq", "ResetAck"):
+                    counts[f"{end}_{verb}_{code.lower()}"] = len(re.findall(rf"{verb} \[CCP {code}\b", text))
+        return counts
 
     def corrupted(self) -> int:
         """Packets the corrupt_mppe filters changed so far (the pedit actions' counters)."""

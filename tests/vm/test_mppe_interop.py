@@ -8,8 +8,12 @@ ppp_async and ppp_mppe from kernel/. Which one a kernel runs is proven from the 
 Rows: both directions (ours as the pptpd server, ours as the client) x stateless/stateful x 128/40 bit.
 Each row checks that both pppd logs say MPPE came up with that key length and mode, that the compressor
 and decompressor run and count packets on both kernels, pings both ways, `ping -s 50000` both ways, and
-records the iperf3 throughput (a figure, not asserted). The two guests boot once for the whole matrix:
-between rows only the pppd options change (and, between directions, the loaded modules).
+records the iperf3 throughput (a figure, not asserted). The 128-bit rows also lose every frame the client
+sends for a 300-packet burst and check the two implementations resync with each other: stateless from
+the coherency count, stateful through a CCP Reset-Request/Reset-Ack (the server's decompressor asks, the
+client's compressor answers with a flushed packet), which both pppd logs must show. The two guests boot
+once for the whole matrix: between rows only the pppd options change (and, between directions, the loaded
+modules).
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import re
 
 import pytest
 
-from buildtool.vm.topology import IPERF3, PING, TwoGuests, mppe_identity, use_mppe
+from buildtool.vm.topology import IPERF3, PING, RESET_EXCHANGE, TwoGuests, mppe_identity, use_mppe
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
 DIRECTIONS = (("ours", "stock"), ("stock", "ours"))  # (server end, client end)
 MODES = ((False, 128), (False, 40), (True, 128), (True, 40))  # (stateful, bits)
+BURST = 300  # packets lost in a row: crosses a 256-count key-change boundary
 ROWS = [pytest.param(server, client, stateful, bits,
                      id=f"{server}_server-{client}_client-{'stateful' if stateful else 'stateless'}-{bits}")
         for server, client in DIRECTIONS for stateful, bits in MODES]
@@ -37,6 +42,22 @@ def ping_stats(output: str) -> tuple[int, int]:
     m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
     assert m, f"no ping summary in:\n{output}"
     return int(m[1]), int(m[2])
+
+
+def loss_burst(t: TwoGuests, peer: str, stateful: bool) -> str:
+    """Lose every frame the client sends for BURST packets; the link must resync (see the docstring)."""
+    t.impair("loss 100%", ends=("client",))
+    try:
+        t.client(f"{PING} -f -c {BURST} -w 20 {peer} >/dev/null", timeout=60, check=False)
+    finally:
+        t.impair("", ends=("client",))
+    t.client(f"{PING} -c 3 -i 0.2 -W 1 {peer} >/dev/null", timeout=30, check=False)
+    sent, received = ping_stats(t.client(f"{PING} -c 10 -i 0.1 -W 2 {peer}", timeout=60, check=False).output)
+    assert received == sent, f"after a {BURST}-packet loss burst: {received}/{sent}: no resync"
+    if stateful:
+        counts = t.ccp_resets()
+        assert all(counts[k] for k in RESET_EXCHANGE), f"no CCP Reset-Request/Reset-Ack exchange: {counts}"
+    return f"{received}/{sent}"
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +98,8 @@ def test_interop(matrix: TwoGuests, server_impl: str, client_impl: str, stateful
         sent, received = ping_stats(out)
         pings[name] = f"{received}/{sent}"
         assert received == sent == 2, f"{name}: {received}/{sent} 50000-byte pings:\n{out}"
+    if bits == 128:
+        pings["after burst"] = loss_burst(t, peer, stateful)
     t.server(f"{IPERF3} -s -1 -D -B {peer}")
     t.client("sleep 0.3")
     out = t.client(f"{IPERF3} -c {peer} -t 2 -f m", timeout=60).output

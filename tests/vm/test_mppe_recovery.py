@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from buildtool.vm.topology import PING, SingleGuest, mppe_slab
+from buildtool.vm.topology import PING, RESET_EXCHANGE, SingleGuest, mppe_slab
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
@@ -82,14 +82,8 @@ def check_recovered(t: SingleGuest, what: str) -> None:
 
 def check_reset_exchange(t: SingleGuest, what: str) -> dict[str, int]:
     """Stateful: the server (whose decompressor lost sync) asked, the client answered."""
-    c = t.config
-    server = t.server(f"cat {c.server_log}").output
-    client = t.client(f"cat {c.client_log}").output
-    counts = {"server_sent_resetreq": len(re.findall(r"sent \[CCP ResetReq", server)),
-              "server_rcvd_resetack": len(re.findall(r"rcvd \[CCP ResetAck", server)),
-              "client_rcvd_resetreq": len(re.findall(r"rcvd \[CCP ResetReq", client)),
-              "client_sent_resetack": len(re.findall(r"sent \[CCP ResetAck", client))}
-    assert all(counts.values()), f"{what}: no CCP Reset-Request/Reset-Ack exchange in the pppd logs: {counts}"
+    counts = t.ccp_resets()
+    assert all(counts[k] for k in RESET_EXCHANGE), f"{what}: no Reset-Request/Ack exchange: {counts}"
     return counts
 
 

@@ -96,9 +96,10 @@ static void *mppe_linux_alloc(unsigned char *options, int opt_len, int dir)
 
 	if (opt_len < 0 || mppe_parse_opts(options, (mppe_size)opt_len, &opts) != MPPE_OK)
 		return NULL;	/* ppp_generic turns this into ENOBUFS */
-	st = kmem_cache_zalloc(mppe_linux_cache, GFP_KERNEL);
+	st = kmem_cache_alloc(mppe_linux_cache, GFP_KERNEL);	/* not _zalloc: SLUB warns with a ctor */
 	if (!st)
 		return NULL;
+	memset(st, 0, sizeof(*st));
 	st->opts = opts;
 	st->dir = dir;
 	memzero_explicit(&opts, sizeof(opts));

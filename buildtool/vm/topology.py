@@ -363,6 +363,13 @@ class Topology:
                     counts[f"{end}_{verb}_{code.lower()}"] = len(re.findall(rf"{verb} \[CCP {code}\b", text))
         return counts
 
+    def ppp_logs(self, lines: int = 25) -> str:
+        """The tails of both pppd logs, for a failure message."""
+        c = self.config
+        return "\n".join(f"--- {end} {log}:\n" + run(f"tail -n {lines} {log}", check=False).output
+                         for end, run, log in (("server", self.server, c.server_log),
+                                               ("client", self.client, c.client_log)))
+
     def corrupted(self) -> int:
         """Packets the corrupt_mppe filters changed so far (the pedit actions' counters)."""
         out = self.client(f"{TC} -s filter show dev {self.config.client_iface} parent 1:", check=False).output

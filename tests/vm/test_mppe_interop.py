@@ -53,7 +53,8 @@ def loss_burst(t: TwoGuests, peer: str, stateful: bool) -> str:
         t.impair("", ends=("client",))
     t.client(f"{PING} -c 3 -i 0.2 -W 1 {peer} >/dev/null", timeout=30, check=False)
     sent, received = ping_stats(t.client(f"{PING} -c 10 -i 0.1 -W 2 {peer}", timeout=60, check=False).output)
-    assert received == sent, f"after a {BURST}-packet loss burst: {received}/{sent}: no resync"
+    assert received == sent, (f"after a {BURST}-packet loss burst: {received}/{sent}: no resync; "
+                              f"{t.ccp_resets()}\n{t.ppp_logs()}")
     if stateful:
         counts = t.ccp_resets()
         assert all(counts[k] for k in RESET_EXCHANGE), f"no CCP Reset-Request/Reset-Ack exchange: {counts}"
@@ -92,7 +93,7 @@ def test_interop(matrix: TwoGuests, server_impl: str, client_impl: str, stateful
     for name, side, dest in (("c->s", t.client, peer), ("s->c", t.server, local)):
         sent, received = ping_stats(side(f"{PING} -c 3 -i 0.2 -W 5 {dest}", check=False).output)
         pings[name] = f"{received}/{sent}"
-        assert received == sent == 3, f"{name}: {received}/{sent} pings"
+        assert received == sent == 3, f"{name}: {received}/{sent} pings\n{t.ppp_logs()}"
     for name, side, dest in (("c->s 50000", t.client, peer), ("s->c 50000", t.server, local)):
         out = side(f"{PING} -s 50000 -c 2 -i 0.5 -W 10 {dest}", timeout=90, check=False).output
         sent, received = ping_stats(out)

@@ -72,7 +72,8 @@ def connect_in_mode(t: SingleGuest, stateful: bool) -> None:
 def check_recovered(t: SingleGuest, what: str) -> None:
     local, peer = t.client_ppp_addresses()
     sent, received = ping_stats(t.client(f"{PING} -c 10 -i 0.1 -W 2 {peer}", timeout=60, check=False).output)
-    assert received == sent, f"after {what}: {received}/{sent}: the tunnel did not recover"
+    assert received == sent, (f"after {what}: {received}/{sent}: the tunnel did not recover; "
+                              f"{t.ccp_resets()}\n{t.ppp_logs()}")
     for name, side, dest in (("client->server", t.client, peer), ("server->client", t.server, local)):
         out = side(f"{PING} -c 1 -W 10 -s 50000 {dest}", timeout=60, check=False).output
         sent, received = ping_stats(out)

@@ -294,5 +294,6 @@ module_exit(mppe_linux_module_exit);
 MODULE_LICENSE("Dual BSD/GPL");
 MODULE_DESCRIPTION("MPPE (RFC 3078/3079) for ppp_generic: buildtool's portable core with Linux glue");
 MODULE_ALIAS("ppp-compress-" __stringify(MPPE_CI));
+MODULE_VERSION("1.0");	/* also gives /sys/module/ppp_mppe/srcversion, as Debian's module has */
 /* what tells this module from Debian's stock ppp_mppe (srcversion cannot): read by the VM scenarios */
 MODULE_INFO(implementation, MPPE_LINUX_IMPLEMENTATION);

@@ -72,7 +72,8 @@ class TunnelConfig:
     client_linkname: str = "client"
     client_unit: int = 0
     mppe_bits: int = 128  # 40 or 128: both ends require exactly this key length
-    mppe_stateful: bool = False  # True: both ends allow (and so negotiate) stateful MPPE
+    mppe_stateful: bool = False  # True: both ends allow and (with the plugin) request stateful MPPE
+    stateful_plugin: str = "/usr/local/lib/pppd/mppe_stateful.so"  # buildtool/vm/tools/plugins/
 
     @property
     def client_pidfile(self) -> str:

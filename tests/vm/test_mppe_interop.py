@@ -48,7 +48,7 @@ def loss_burst(t: TwoGuests, peer: str, stateful: bool) -> str:
     """Lose every frame the client sends for BURST packets; the link must resync (see the docstring)."""
     t.impair("loss 100%", ends=("client",))
     try:
-        t.client(f"{PING} -f -c {BURST} -w 20 {peer} >/dev/null", timeout=60, check=False)
+        t.client(f"{PING} -c {BURST} -i 0.005 -W 1 {peer} >/dev/null", timeout=60, check=False)
     finally:
         t.impair("", ends=("client",))
     t.client(f"{PING} -c 3 -i 0.2 -W 1 {peer} >/dev/null", timeout=30, check=False)

@@ -105,7 +105,8 @@ def test_loss_burst(modes_link: SingleGuest, vm, mode: str, figures):
     t.client(f"{PING} -c 3 -i 0.2 -W 5 {peer} >/dev/null")
     t.impair("loss 100%", ends=("client",))
     try:
-        t.client(f"{PING} -f -c {BURST_PACKETS} -w 20 {peer} >/dev/null", timeout=60, check=False)
+        # exactly BURST_PACKETS (ping -w would keep a flood going until its deadline)
+        t.client(f"{PING} -c {BURST_PACKETS} -i 0.005 -W 1 {peer} >/dev/null", timeout=60, check=False)
     finally:
         t.impair("", ends=("client",))
     time.sleep(0.3)
@@ -136,7 +137,7 @@ def test_decryption_failure(modes_link: SingleGuest, vm, mode: str, figures):
     time.sleep(0.3)
     if not MODES[mode]:
         # a corrupted count may have moved the stateless key chain ahead: the sender must pass it first
-        t.client(f"{PING} -f -c {CATCH_UP_PACKETS} -w 30 {peer} >/dev/null", timeout=60, check=False)
+        t.client(f"{PING} -c {CATCH_UP_PACKETS} -i 0.005 -W 1 {peer} >/dev/null", timeout=60, check=False)
     else:
         t.client(f"{PING} -c 2 -i 0.2 -W 1 {peer} >/dev/null", timeout=30, check=False)
     check_recovered(t, f"corrupted MPPE frames ({mode})")

@@ -11,6 +11,7 @@
  *   gcc -shared -fPIC -I/usr/pkg/include -o /usr/local/lib/pppd/mppe_stateful.so mppe_stateful.c
  */
 #include <pppd/pppd.h>
+#include <pppd/fsm.h>
 #include <pppd/ccp.h>
 #include <pppd/mppe.h>
 

@@ -98,7 +98,8 @@ def test_interop(matrix: TwoGuests, server_impl: str, client_impl: str, stateful
         out = side(f"{PING} -s 50000 -c 2 -i 0.5 -W 10 {dest}", timeout=90, check=False).output
         sent, received = ping_stats(out)
         pings[name] = f"{received}/{sent}"
-        assert received == sent == 2, f"{name}: {received}/{sent} 50000-byte pings:\n{out}"
+        assert received == sent == 2, (f"{name}: {received}/{sent} 50000-byte pings:\n{out}\n"
+                                       f"{t.ccp_resets()}\n{t.ppp_logs(12)}")
     if bits == 128:
         pings["after burst"] = loss_burst(t, peer, stateful)
     t.server(f"{IPERF3} -s -1 -D -B {peer}")

@@ -119,7 +119,7 @@ def install_dir(target: KernelTarget, prefix: Path, layout: Layout) -> Path:
 
 def build_modules(target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo,
                   layout: Layout, jobs: int, log_dir: Path, extra_patches: Sequence[Path] = (),
-                  dest: Path | None = None) -> list[Path]:
+                  dest: Path | None = None, mppe: str | None = None) -> list[Path]:
     """Build the profile's modules with the kernel-side patch series (and any extra patches).
 
     Without `dest` the modules are installed into the package's stage under
@@ -137,4 +137,4 @@ def build_modules(target: KernelTarget, recipe: Recipe, patches: list[Path], dis
             shutil.rmtree(modules_root)
         dest = install_dir(target, layout.stage_prefix(recipe.name), layout)
     return family.build_modules(target, recipe, list(patches), distinfo, jobs=jobs, log_dir=log_dir,
-                                extra_patches=list(extra_patches), dest=dest)
+                                extra_patches=list(extra_patches), dest=dest, mppe=mppe)

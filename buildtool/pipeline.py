@@ -246,6 +246,7 @@ class PackageRun:
 
     def run_kmod(self, k_build: str) -> str:
         from . import kmod
+        from .kernels.linux import our_mppe_digest
 
         if self.ctx.kernel_target is None:
             # a phase of its own in the summary: hundreds of MB of .debs the first time, and it can fail
@@ -258,7 +259,9 @@ class PackageRun:
         kpatches = patch_phase.series(self.recipe.patch_dir(self.layout.root),
                                       include=self.recipe.kernel_patches)
         k_kmod = phase_key(k_build, target=target.manifest(),
-                           patches={p.name: patch_sha1(p) for p in kpatches})
+                           patches={p.name: patch_sha1(p) for p in kpatches}, mppe=self.recipe.kernel_mppe,
+                           mppe_sources=our_mppe_digest(self.layout.root) if self.recipe.kernel_mppe == "ours"
+                           else {})
         out = self.kmod_out(self.ctx.options.kernel)
         release_dir = out / "lib" / "modules" / target.release
 

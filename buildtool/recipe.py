@@ -57,6 +57,9 @@ FIELDS: tuple[Field, ...] = (
     Field("plist", "vars", dict, False, "extra PLIST variables", {}),
     Field("kmod", "profile_patches", str, False,
           "glob of this package's patches applied to the kernel tree instead of the source tree", ""),
+    Field("kmod", "mppe", str, False,
+          "which ppp_mppe the kmod phase builds: 'ours' (kmod/mppe: portable core + Linux glue) or 'stock' "
+          "(the kernel's own ppp_mppe.c, kept as the peer for tests)", "ours"),
     # What only the exported pkgsrc package directory needs (values are Makefile text, used as written).
     Field("pkgsrc", "configure", str, False, "'gnu' (GNU_CONFIGURE), 'plain' (HAS_CONFIGURE) or 'none'",
           "none"),
@@ -131,6 +134,7 @@ class Recipe:
     plist_modes: dict[str, str] = field(default_factory=dict)
     plist_vars: dict[str, str] = field(default_factory=dict)
     kernel_patches: str = ""
+    kernel_mppe: str = "ours"  # [kmod] mppe: "ours" or "stock"
     pkgsrc: dict[str, Any] = field(default_factory=dict)  # [pkgsrc] values by key (see FIELDS)
 
     @property
@@ -183,6 +187,15 @@ def _section_values(path: Path, section: str, table: dict[str, Any]) -> dict[str
     return values
 
 
+MPPE_CHOICES = ("ours", "stock")
+
+
+def _mppe_choice(path: Path, value: str) -> str:
+    if value not in MPPE_CHOICES:
+        raise RecipeError(f"{path}: key 'kmod.mppe' is {value!r}; expected one of {', '.join(MPPE_CHOICES)}")
+    return value
+
+
 def _debian_mirror(path: Path, raw: dict | None) -> DebianMirror | None:
     if raw is None:
         return None
@@ -229,7 +242,7 @@ def load_recipe(recipe_dir: Path) -> Recipe:
         packaged=pkg["packaged"], distfiles=distfiles, wrksrc=build["wrksrc"], tools=build["tools"],
         env=build["env"], configure=build["configure"], build=build["build"], install=build["install"],
         smoke=build["smoke"], plist_modes=plist["modes"], plist_vars=plist["vars"],
-        kernel_patches=kmod["profile_patches"], pkgsrc=pkgsrc,
+        kernel_patches=kmod["profile_patches"], kernel_mppe=_mppe_choice(path, kmod["mppe"]), pkgsrc=pkgsrc,
     )
 
 

@@ -238,6 +238,33 @@ def test_kbuild_template_puts_the_patched_include_dir_in_nostdinc_flags(tmp_path
     assert cmd[cmd.index("-f") + 1] == str(target.makefile)
 
 
+def test_our_mppe_kbuild_links_every_source_of_core_and_glue(tmp_path):
+    ours = tmp_path / "kmod" / "mppe"
+    for rel in ("core/mppe.c", "core/rc4.c", "core/mppe.h", "linux/mppe_linux.c", "linux/mppe_os.h"):
+        (ours / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ours / rel).write_text("")
+    text = linux.render_mppe_kbuild(fake_target(tmp_path), ours)
+    assert "obj-m += ppp_mppe.o\n" in text
+    assert "ppp_mppe-y := core/mppe.o core/rc4.o linux/mppe_linux.o\n" in text
+    assert "ccflags-y += -I$(src)/linux -I$(src)/core" in text  # the glue's mppe_os.h is the one found
+    generic_only = linux.render_kbuild(fake_target(tmp_path), tmp_path / "include", ["ppp_generic"])
+    assert "obj-m += ppp_generic.o" in generic_only and "ppp_mppe" not in generic_only
+
+
+def test_copying_our_mppe_without_the_core_says_what_is_missing(tmp_path):
+    src = tmp_path / "kmod" / "mppe"
+    (src / "linux").mkdir(parents=True)
+    (src / "linux" / "mppe_linux.c").write_text("")
+    with pytest.raises(KernelError, match=r"core has no C sources.*\[kmod\] mppe = \"stock\""):
+        linux.copy_our_mppe(src, tmp_path / "tree" / "kmod" / "mppe")
+
+
+def test_our_mppe_digest_covers_core_and_glue_sources():
+    digest = linux.our_mppe_digest(Path(__file__).resolve().parent.parent)
+    assert {"core/mppe.h", "core/mppe.c", "linux/mppe_linux.c", "linux/mppe_os.h"} <= set(digest)
+    assert not any(k.startswith("userspace/") for k in digest)
+
+
 def fake_target(tmp_path: Path, **changes) -> kmod.KernelTarget:
     values = dict(
         profile="linux-6.1", release="6.1.0-56-amd64", abi="6.1.0-56", package_version="6.1.192-2",

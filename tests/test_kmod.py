@@ -89,6 +89,32 @@ def test_modules_are_built_into_the_stage_with_the_kernels_vermagic(layout, targ
         assert linux.modinfo_field(ko, "vermagic") == stock_magic == target.vermagic
 
 
+def test_our_ppp_mppe_is_built_from_kmod_mppe_and_says_so(layout, target, built):
+    ours = built[1]
+    assert linux.modinfo_field(ours, "implementation").startswith("buildtool kmod/mppe")
+    assert linux.modinfo_field(ours, "alias") == "ppp-compress-18"
+    assert linux.modinfo_field(ours, "license") == "Dual BSD/GPL"
+    assert linux.modinfo_field(ours, "depends") == "ppp_generic"
+    symbols = subprocess.run(["nm", str(ours)], capture_output=True, text=True, check=True).stdout
+    assert " mppe_linux_comp_alloc\n" in symbols  # the marker the VM scenarios look for in kallsyms
+    assert " mppe_decompress\n" in symbols  # the portable core is linked in
+    tree = layout.work / "ppp-mppe" / "kmod" / "series" / "tree"
+    core = "kmod/mppe/core/mppe.c"
+    assert (tree / core).read_bytes() == (layout.root / core).read_bytes()
+    stock = target.modules_root / "lib/modules" / target.release / "kernel/drivers/net/ppp/ppp_mppe.ko"
+    assert linux.modinfo_field(stock, "implementation") == ""  # control: Debian's has no such field
+
+
+def test_the_stock_switch_builds_the_kernels_own_ppp_mppe(layout, target, recipe, built, tmp_path):
+    out = build(layout, target, recipe, dest=tmp_path / "stock", mppe="stock")
+    assert [p.name for p in out] == ["ppp_generic.ko", "ppp_mppe.ko"]
+    assert linux.modinfo_field(out[1], "implementation") == ""
+    # the kernel's ppp_mppe.c unchanged: the same srcversion as Debian's own module, unlike ours
+    stock = target.modules_root / "lib/modules" / target.release / "kernel/drivers/net/ppp/ppp_mppe.ko"
+    assert linux.modinfo_field(out[1], "srcversion") == linux.modinfo_field(stock, "srcversion")
+    assert linux.modinfo_field(built[1], "srcversion") != linux.modinfo_field(stock, "srcversion")
+
+
 def test_the_patched_header_is_the_one_compiled(layout, target, built):
     moddir = layout.work / "ppp-mppe" / "kmod" / "series" / "tree" / linux.MODULE_DIR
     tree = moddir.parents[2]

@@ -103,3 +103,16 @@ def test_schema_rows_all_have_help():
     assert all(f.help for f in FIELDS)
     keys = [(f.section, f.key) for f in FIELDS]
     assert len(keys) == len(set(keys))
+
+
+def test_kmod_mppe_choice_defaults_to_ours_and_rejects_others(tmp_path):
+    assert load_recipe(write_recipe(tmp_path, GOOD)).kernel_mppe == "ours"
+    assert load_recipe(ROOT / "ppp-mppe").kernel_mppe == "ours"
+    (tmp_path / "s").mkdir()
+    (tmp_path / "b").mkdir()
+    stock = write_recipe(tmp_path / "s", GOOD + '\n[kmod]\nmppe = "stock"\n')
+    assert load_recipe(stock).kernel_mppe == "stock"
+    bad = write_recipe(tmp_path / "b", GOOD + '\n[kmod]\nmppe = "linux"\n')
+    with pytest.raises(RecipeError, match=r"key 'kmod.mppe' is 'linux'; expected one of ours, stock") as e:
+        load_recipe(bad)
+    assert str(bad / "recipe.toml") in str(e.value)

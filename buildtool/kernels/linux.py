@@ -44,6 +44,11 @@ SOURCE_MEMBERS: tuple[str, ...] = (
 )
 HEADER_MEMBERS: tuple[str, ...] = ("include/uapi/linux/ppp-comp.h",)
 MODULE_DIR = "drivers/net/ppp"  # where the modules' sources sit in the tree (kbuild's M=)
+# Our ppp_mppe (recipe [kmod] mppe = "ours"): the repository's kmod/mppe/{core,linux} are copied to the same
+# place in the work tree (so negative-control patches name them as in the repository) and built there.
+OUR_MPPE = "kmod/mppe"
+OUR_MPPE_PARTS = ("core", "linux")
+IMPLEMENTATION_FIELD = "implementation"  # the modinfo field only our ppp_mppe has
 PATCHED_HEADER = "include/uapi/linux/ppp-comp.h"
 STOCK_MODULE = "kernel/drivers/net/ppp/ppp_generic.ko"  # whose vermagic the VM kernel accepts
 
@@ -472,35 +477,81 @@ class LinuxKernel(KernelFamily):
 
     # building -----------------------------------------------------------------------------------------
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
-                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:
+                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,
+                      mppe: str | None = None) -> list[Path]:
         hosttools.require("make", "patch", "modinfo", "objcopy")
         check_compiler(target)
-        variant = "series"
+        mppe = mppe or recipe.kernel_mppe
+        variant = "series" if mppe == "ours" else f"series-{mppe}"
         if extra_patches:
-            variant = "variant-" + text_digest("".join(p.name + patch_sha1(p) for p in extra_patches))[:12]
+            names = mppe + "".join(p.name + patch_sha1(p) for p in extra_patches)
+            variant = "variant-" + text_digest(names)[:12]
         log = log_dir / ("kmod.log" if variant == "series" else f"kmod-{variant}.log")
         work = self.layout.pkg_work(recipe.name) / "kmod" / variant
         if work.exists():
             shutil.rmtree(work)
         tree = work / "tree"
         shutil.copytree(target.source_dir, tree, symlinks=True)
+        if mppe == "ours":
+            copy_our_mppe(self.layout.root / OUR_MPPE, tree / OUR_MPPE)
         patch_phase.apply_series(patches, distinfo, tree, log=log)
         if extra_patches:  # negative controls: deliberately not in distinfo
             unchecked = Distinfo(path=work / "extra-patches",
                                  patches={p.name: patch_sha1(p) for p in extra_patches})
             patch_phase.apply_series(extra_patches, unchecked, tree, log=log)
         moddir = tree / MODULE_DIR
-        write_if_changed(moddir / "Kbuild", render_kbuild(target, tree / "include"))
+        in_tree = [m for m in target.modules if not (mppe == "ours" and m == "ppp_mppe")]
+        write_if_changed(moddir / "Kbuild", render_kbuild(target, tree / "include", in_tree))
         run(kbuild_command(target, moddir, jobs, kcflags=self.layout.prefix_map_flags()) + ["modules"],
             log=log, what="building the kernel modules")
-        built = [moddir / f"{m}{self.profile.module_suffix}" for m in target.modules]
+        built = [moddir / f"{m}{self.profile.module_suffix}" for m in in_tree]
+        if mppe == "ours":
+            ours = tree / OUR_MPPE
+            write_if_changed(ours / "Kbuild", render_mppe_kbuild(target, ours))
+            run(kbuild_command(target, ours, jobs, kcflags=self.layout.prefix_map_flags()) + ["modules"],
+                log=log, what="building our ppp_mppe (kmod/mppe)")
+            built.append(ours / f"ppp_mppe{self.profile.module_suffix}")
         missing = [p.name for p in built if not p.exists()]
         if missing:
             raise KernelError(f"kbuild finished but did not produce {', '.join(missing)}; see {log}")
         check_option_length(target, moddir, tree / PATCHED_HEADER, jobs, log)
         for ko in built:
             check_vermagic(ko, target)
+        check_implementation(next(p for p in built if p.stem == "ppp_mppe"), mppe)
         return install_modules(built, dest, log)
+
+
+def copy_our_mppe(src: Path, dest: Path) -> None:
+    """The C sources and headers of kmod/mppe/{core,linux} (nothing else: no userspace build files)."""
+    for part in OUR_MPPE_PARTS:
+        files = sorted(p for p in (src / part).glob("*") if p.suffix in (".c", ".h"))
+        if not any(p.suffix == ".c" for p in files):
+            raise KernelError(f"{src / part} has no C sources: our ppp_mppe needs kmod/mppe/core (the "
+                              f"portable core) and kmod/mppe/linux (the Linux glue); set [kmod] mppe = "
+                              f"\"stock\" in the recipe to build the kernel's own ppp_mppe.c instead")
+        (dest / part).mkdir(parents=True, exist_ok=True)
+        for p in files:
+            shutil.copy2(p, dest / part / p.name)
+
+
+def our_mppe_digest(root: Path) -> dict[str, str]:
+    """sha256 of every source file of our ppp_mppe (the kmod phase's key must change when one does)."""
+    from ..fsutil import file_digest
+
+    base = root / OUR_MPPE
+    return {str(p.relative_to(base)): file_digest(p, "sha256") for part in OUR_MPPE_PARTS
+            for p in sorted((base / part).glob("*")) if p.suffix in (".c", ".h")}
+
+
+def check_implementation(module: Path, mppe: str) -> None:
+    """Our ppp_mppe carries modinfo `implementation`; the kernel's does not. Proof of which was built."""
+    got = modinfo_field(module, IMPLEMENTATION_FIELD)
+    if mppe == "ours" and not got.startswith("buildtool"):
+        raise KernelError(f"{module} was to be our ppp_mppe (kmod/mppe) but has no modinfo "
+                          f"{IMPLEMENTATION_FIELD} field: the kernel's ppp_mppe.c was built instead")
+    if mppe == "stock" and got:
+        raise KernelError(f"{module} was to be the kernel's own ppp_mppe but says "
+                          f"{IMPLEMENTATION_FIELD}={got}")
 
 
 def kbuild_command(target: KernelTarget, moddir: Path, jobs: int, kcflags: str = "") -> list[str]:
@@ -512,9 +563,16 @@ def kbuild_command(target: KernelTarget, moddir: Path, jobs: int, kcflags: str =
     return cmd + ([f"KCFLAGS={kcflags}"] if kcflags else [])
 
 
-def render_kbuild(target: KernelTarget, include_dir: Path) -> str:
+def render_kbuild(target: KernelTarget, include_dir: Path, modules: list[str] | None = None) -> str:
     return render(template_env("kmod"), "Kbuild.j2", profile=target.profile, release=target.release,
-                  include_dir=include_dir, modules=target.modules)
+                  include_dir=include_dir, modules=target.modules if modules is None else modules)
+
+
+def render_mppe_kbuild(target: KernelTarget, ours: Path) -> str:
+    """The Kbuild of our ppp_mppe: every .c of kmod/mppe/{core,linux} linked into one module."""
+    objects = [f"{part}/{p.stem}.o" for part in OUR_MPPE_PARTS for p in sorted((ours / part).glob("*.c"))]
+    return render(template_env("kmod"), "Kbuild-mppe.j2", profile=target.profile, release=target.release,
+                  objects=objects)
 
 
 def check_compiler(target: KernelTarget) -> None:

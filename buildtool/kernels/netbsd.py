@@ -168,7 +168,8 @@ class NetBSDKernel(KernelFamily):
         return stage_prefix / "lib" / "modules" / target.release / self.profile.modules[0]
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
-                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:
+                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,
+                      mppe: str | None = None) -> list[Path]:
         # patches/extra_patches are the Linux kernel series: nothing in them applies to a NetBSD tree
         work = self.layout.pkg_work(recipe.name) / "kmod" / self.profile.name
         result = build_and_check(target, self.layout.root / "kmod" / "mppe", work, self.layout.cache,
@@ -330,7 +331,8 @@ class NetBSDLKMKernel(NetBSDKernel):
             compiler="cc", modules=p.modules)
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
-                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path) -> list[Path]:
+                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,
+                      mppe: str | None = None) -> list[Path]:
         from .netbsd_lkm import build_lkm
 
         return build_lkm(target, self.layout, recipe, log_dir / "kmod.log", dest)

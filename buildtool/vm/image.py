@@ -48,6 +48,8 @@ from .topology import TunnelConfig
 
 BUILDER_VERSION = "1"
 TOOLS_DIR = Path(__file__).resolve().parent / "tools"
+PLUGINS_DIR = TOOLS_DIR / "plugins"  # pppd plugins, built against our package's pppd headers
+PLUGIN_DEST = "/usr/local/lib/pppd"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "vm"
 BUSYBOX = Path("/bin/busybox")
 
@@ -73,7 +75,7 @@ GUEST_DEBS = (
 
 # Debian modules the scenarios load (their dependencies are added from modinfo); ours replace two of them.
 GUEST_MODULES = ("ppp_generic", "ppp_mppe", "ppp_async", "slhc", "libarc4", "veth", "sch_netem", "virtio_pci",
-                 "virtio_net")
+                 "virtio_net", "sch_prio", "cls_u32", "act_pedit")  # the last three: topology.corrupt_mppe
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ def image_key(inputs: ImageInputs, debs: list[Path]) -> str:
         "our_modules": ({p.name: file_digest(p, "sha256") for p in sorted(inputs.our_modules.glob("*.ko"))}
                         if inputs.our_modules else None),
         "tools": {p.name: file_digest(p, "sha256") for p in sorted(TOOLS_DIR.glob("*.c"))},
+        "plugins": {p.name: file_digest(p, "sha256") for p in sorted(PLUGINS_DIR.glob("*.c"))},
         "templates": {p.name: file_digest(p, "sha256") for p in sorted(TEMPLATES_DIR.glob("*.j2"))},
         "debs": [d.name for d in debs],
         "busybox": file_digest(BUSYBOX, "sha256") if BUSYBOX.exists() else "",
@@ -281,6 +284,16 @@ class _Builder:
             _check(["gcc", "-static", "-O2", "-Wall", "-o", str(out / src.stem), str(src)],
                    f"compiling the guest tool {src.name}")
             self.manifest["programs"][f"/usr/local/bin/{src.stem}"] = src.name
+        include = self.root / PREFIX.lstrip("/") / "include"
+        if not (include / "pppd" / "pppd.h").exists():
+            return  # a harness-only image: no pppd to plug into
+        dest = self.root / PLUGIN_DEST.lstrip("/")
+        dest.mkdir(parents=True, exist_ok=True)
+        for src in sorted(PLUGINS_DIR.glob("*.c")):
+            out = dest / f"{src.stem}.so"
+            _check(["gcc", "-shared", "-fPIC", "-O2", "-Wall", f"-I{include}", "-o", str(out), str(src)],
+                   f"compiling the pppd plugin {src.name}")
+            self.manifest["programs"][f"{PLUGIN_DEST}/{src.stem}.so"] = src.name
 
     def install_busybox(self) -> None:
         shutil.copy2(BUSYBOX, self.root / "bin" / "busybox")

@@ -12,10 +12,11 @@ from the same object, so the two cannot drift.
 
 from __future__ import annotations
 
+import base64
 import re
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import TestFailure
 from .guest import CommandResult, Guest
@@ -70,15 +71,108 @@ class TunnelConfig:
     client_log: str = "/var/log/ppp-client.log"
     client_linkname: str = "client"
     client_unit: int = 0
+    mppe_bits: int = 128  # 40 or 128: both ends require exactly this key length
+    mppe_stateful: bool = False  # True: both ends allow and (with the plugin) request stateful MPPE
+    stateful_plugin: str = "/usr/local/lib/pppd/mppe_stateful.so"  # buildtool/vm/tools/plugins/
 
     @property
     def client_pidfile(self) -> str:
         return f"/var/run/ppp-{self.client_linkname}.pid"
 
+    @property
+    def mppe_line(self) -> str:
+        """What both pppds log once CCP is up with this configuration."""
+        mode = "stateful" if self.mppe_stateful else "stateless"
+        return f"MPPE {self.mppe_bits}-bit {mode} compression enabled"
+
+    @property
+    def mppe_ack(self) -> str:
+        """The MPPE option of the CCP Configure-Ack, as pppd prints it (H: stateless, S: 128, L: 40 bit)."""
+        h = "-" if self.mppe_stateful else "+"
+        s, ll = ("+", "-") if self.mppe_bits == 128 else ("-", "+")
+        return f"<mppe {h}H -M {s}S {ll}L -D -C>"
+
 
 # What the modules scenario expects to be loaded: ours (from extra/) and the stock ones the tunnel uses.
 OUR_MODULES = ("ppp_generic", "ppp_mppe")
 STOCK_MODULES = ("slhc", "libarc4", "ppp_async", "veth", "sch_netem")
+
+# A function only our ppp_mppe (kmod/mppe/linux) has: /proc/kallsyms lists it with [ppp_mppe] when ours is
+# the loaded one. Debian's module cannot fake it, and it is read from the running kernel, not from a file.
+MPPE_MARKER = "mppe_linux_comp_alloc"
+# Debian's own PPP modules, by path under /lib/modules/<release>/, in load order
+DEBIAN_PPP = ("kernel/drivers/net/slip/slhc.ko", "kernel/drivers/net/ppp/ppp_generic.ko",
+              "kernel/drivers/net/ppp/ppp_async.ko", "kernel/lib/crypto/libarc4.ko",
+              "kernel/drivers/net/ppp/ppp_mppe.ko")
+PPP_USERS = ("ppp_mppe", "ppp_async", "ppp_generic")  # rmmod order
+# A stateful resync after the client's frames were lost: the server's pppd asks (its decompressor lost
+# sync), the client's answers (its kernel's compressor then sends a flushed packet). Keys of ccp_resets().
+RESET_EXCHANGE = ("server_sent_resetreq", "client_rcvd_resetreq", "client_sent_resetack",
+                  "server_rcvd_resetack")
+
+# Where PPTP's data packets put the MPPE header (Topology.corrupt_mppe): IPv4 header without options, then
+# enhanced GRE (RFC 2637: flags 0x30 = key + sequence present, then 0x01 = version 1 or 0x81 = version 1
+# with an acknowledgment number), then the PPP header with or without address/control and with a 2- or
+# 1-byte protocol field.
+IPV4_HDR = 20
+GRE_LAYOUTS = ((0x01, 12), (0x81, 16))
+PPP_HEADERS = (b"\xff\x03\x00\xfd", b"\xff\x03\xfd", b"\x00\xfd", b"\xfd")
+
+
+def mppe_identity(guest: Guest) -> dict[str, str]:
+    """Which ppp_mppe the guest's kernel runs: {"impl": "ours"|"stock"|"none"|"unknown", ...evidence}.
+
+    ours: our marker function is in /proc/kallsyms under [ppp_mppe] and the module is out-of-tree (taint O).
+    stock: no marker, and the module is Debian's signed in-tree one (no taint at all).
+    """
+    out = guest.run(
+        "if [ -d /sys/module/ppp_mppe ]; then echo loaded=1; echo taint=$(cat /sys/module/ppp_mppe/taint); "
+        "echo generic_taint=$(cat /sys/module/ppp_generic/taint); "
+        "echo refcnt=$(cat /sys/module/ppp_mppe/refcnt); "
+        f"if grep -qE '[[:space:]]{MPPE_MARKER}[[:space:]]+\\[ppp_mppe\\]' /proc/kallsyms; "
+        "then echo marker=1; else echo marker=0; fi; else echo loaded=0; fi").output
+    info = dict(re.findall(r"^(\w+)=(.*)$", out, re.M))
+    if info.get("loaded") != "1":
+        info["impl"] = "none"
+    elif info.get("marker") == "1" and "O" in info.get("taint", ""):
+        info["impl"] = "ours"
+    elif info.get("marker") == "0" and info.get("taint", "") == "":
+        info["impl"] = "stock"
+    else:
+        info["impl"] = "unknown"
+    return info
+
+
+def use_mppe(guest: Guest, impl: str) -> dict[str, str]:
+    """Make the guest run our PPP modules ("ours": ppp_generic + ppp_mppe from extra/) or Debian's
+    ("stock": ppp_generic, ppp_async, ppp_mppe from kernel/). No ppp link may be up. Returns the proof."""
+    if mppe_identity(guest)["impl"] == impl:
+        return mppe_identity(guest)
+    unload = "; ".join(f"{{ ! [ -d /sys/module/{m} ] || rmmod {m}; }}" for m in PPP_USERS)
+    if impl == "ours":
+        load = " && ".join(f"{MODPROBE} {m}" for m in ("ppp_generic", "ppp_async", "ppp_mppe"))
+    elif impl == "stock":
+        base = f"/lib/modules/{guest.release}"
+        load = " && ".join(f"{{ [ -d /sys/module/{p.rsplit('/', 1)[1][:-3]} ] || insmod {base}/{p}; }}"
+                           for p in DEBIAN_PPP)
+    else:
+        raise ValueError(f"unknown MPPE implementation {impl!r} (ours, stock)")
+    guest.run(f"{unload} && {load}")
+    info = mppe_identity(guest)
+    if info["impl"] != impl:
+        raise TestFailure(f"guest {guest.name} was to run the {impl} ppp_mppe but runs {info}")
+    return info
+
+
+def mppe_slab(guest: Guest) -> dict[str, int]:
+    """Live states of our ppp_mppe (its own slab cache) and the module's reference count."""
+    out = guest.run("grep '^ppp_mppe_state ' /proc/slabinfo; "
+                    "echo refcnt $(cat /sys/module/ppp_mppe/refcnt)").output
+    m = re.search(r"^ppp_mppe_state\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.M)
+    r = re.search(r"^refcnt (\d+)", out, re.M)
+    if not m or not r:
+        raise TestFailure(f"no ppp_mppe_state cache or refcnt in the guest (is our ppp_mppe loaded?):\n{out}")
+    return {"active_objs": int(m[1]), "num_objs": int(m[2]), "objperslab": int(m[4]), "refcnt": int(r[1])}
 
 
 class Topology:
@@ -107,6 +201,11 @@ class Topology:
             self.setup()
         return self
 
+    def booted_config(self) -> TunnelConfig:
+        """The config a freshly booted guest's files were rendered from (the image's MPPE defaults)."""
+        d = TunnelConfig()
+        return replace(self.config, mppe_bits=d.mppe_bits, mppe_stateful=d.mppe_stateful)
+
     # --- modules ------------------------------------------------------------------------------------
     @staticmethod
     def load_modules(guest: Guest) -> None:
@@ -114,6 +213,22 @@ class Topology:
         for name in (*OUR_MODULES, *STOCK_MODULES):
             guest.run(f"{MODPROBE} {name}")
         # /proc/sys/kernel/modprobe names kmod's modprobe, so `ppp-compress-18` autoloads the same ones
+
+    # --- MPPE settings ------------------------------------------------------------------------------
+    def configure_mppe(self, bits: int = 128, stateful: bool = False) -> None:
+        """Rewrite both ends' pppd options for this key length and mode (read by the next connect).
+
+        The files come from the same templates the image builder renders, from the changed config."""
+        from ..templating import render, template_env
+
+        if (bits, stateful) == (self.config.mppe_bits, self.config.mppe_stateful):
+            return
+        self.config = replace(self.config, mppe_bits=bits, mppe_stateful=stateful)
+        env, c = template_env("vm"), self.config
+        for run, path, template in ((self.server, c.server_options, "options.pptpd.j2"),
+                                    (self.client, c.client_options, "options.client.j2")):
+            text = base64.b64encode(render(env, template, c=c).encode()).decode()
+            run(f"echo {text} | base64 -d > {path}.new && mv {path}.new {path}")
 
     # --- the link -----------------------------------------------------------------------------------
     def start_server(self) -> None:
@@ -199,12 +314,67 @@ class Topology:
             raise TestFailure(f"expected one ppp interface in the server, found {names or 'none'}:\n{out}")
         return names[0]
 
-    def impair(self, netem: str) -> None:
-        """Apply `tc netem` arguments on both ends of the link (empty: remove)."""
-        for run, iface in ((self.server, self.config.server_iface), (self.client, self.config.client_iface)):
+    def impair(self, netem: str, ends: tuple[str, ...] = ("server", "client")) -> None:
+        """Apply `tc netem` arguments on the given ends' egress (default both; empty netem: remove)."""
+        c = self.config
+        for end in ends:
+            run, iface = (self.server, c.server_iface) if end == "server" else (self.client, c.client_iface)
             run(f"{TC} qdisc del dev {iface} root 2>/dev/null; true")
             if netem:
                 run(f"{TC} qdisc add dev {iface} root netem {netem}")
+
+    def corrupt_mppe(self, rules: dict[str, tuple[int, int]]) -> None:
+        """Corrupt MPPE frames the client sends, in flight (tc u32 + pedit on its egress).
+
+        `rules`: name -> (k, offset): in every 8th GRE data packet whose sequence number is k mod 8,
+        invert the byte at `offset` from the start of the MPPE header (1: the low byte of the coherency
+        count; 2, 3: the first ciphertext bytes). The MPPE header's place depends on whether the GRE
+        header carries an acknowledgment and on the PPP header (ACFC, PFC): one filter per layout,
+        each matching the PPP header bytes and the MPPE D bit, so only the right one fires.
+        Empty `rules`: remove. `corrupted()` says how many packets were changed.
+        """
+        iface = self.config.client_iface
+        self.client(f"{TC} qdisc del dev {iface} root 2>/dev/null; true")
+        if not rules:
+            return
+        cmds = [f"{MODPROBE} {m}" for m in ("sch_prio", "cls_u32", "act_pedit")]
+        cmds.append(f"{TC} qdisc add dev {iface} root handle 1: prio")
+        for k, offset in rules.values():
+            for gre_flags, gre_len in GRE_LAYOUTS:
+                for ppp in PPP_HEADERS:
+                    base = IPV4_HDR + gre_len
+                    mppe = base + len(ppp)
+                    match = ["match ip protocol 47 0xff", f"match u8 0x30 0xff at {IPV4_HDR}",
+                             f"match u8 {gre_flags:#04x} 0xff at {IPV4_HDR + 1}",
+                             f"match u8 {k:#04x} 0x07 at {IPV4_HDR + 11}"]
+                    match += [f"match u8 {b:#04x} 0xff at {base + i}" for i, b in enumerate(ppp)]
+                    match.append(f"match u8 0x10 0x10 at {mppe}")
+                    cmds.append(f"{TC} filter add dev {iface} parent 1: protocol ip prio 1 u32 "
+                                f"{' '.join(match)} action pedit munge offset {mppe + offset} u8 invert")
+        self.client(" && ".join(cmds), timeout=60)
+
+    def ccp_resets(self) -> dict[str, int]:
+        """CCP Reset-Request/Reset-Ack lines in both pppd logs since reset_logs (pppd runs with debug)."""
+        c = self.config
+        counts = {}
+        for end, run, log in (("server", self.server, c.server_log), ("client", self.client, c.client_log)):
+            text = run(f"cat {log}").output
+            for verb in ("sent", "rcvd"):
+                for code in ("ResetReq", "ResetAck"):
+                    counts[f"{end}_{verb}_{code.lower()}"] = len(re.findall(rf"{verb} \[CCP {code}\b", text))
+        return counts
+
+    def ppp_logs(self, lines: int = 25) -> str:
+        """The tails of both pppd logs, for a failure message."""
+        c = self.config
+        return "\n".join(f"--- {end} {log}:\n" + run(f"tail -n {lines} {log}", check=False).output
+                         for end, run, log in (("server", self.server, c.server_log),
+                                               ("client", self.client, c.client_log)))
+
+    def corrupted(self) -> int:
+        """Packets the corrupt_mppe filters changed so far (the pedit actions' counters)."""
+        out = self.client(f"{TC} -s filter show dev {self.config.client_iface} parent 1:", check=False).output
+        return sum(int(n) for n in re.findall(r"Sent \d+ bytes (\d+) pkt", out))
 
 
 @dataclass
@@ -230,6 +400,7 @@ class SingleGuest(Topology):
         return self._generation == self.guest.generation and not self.guest.dirty
 
     def setup(self) -> None:
+        self.config = self.booted_config()
         g, c = self.guest, self.config
         g.ensure_booted()
         self.load_modules(g)
@@ -268,7 +439,7 @@ class TwoGuests(Topology):
             self.server_guest.dirty or self.client_guest.dirty)
 
     def setup(self) -> None:
-        c = self.config
+        self.config = c = self.booted_config()
         # the server listens on the socket network, so it boots first
         for g, addr in ((self.server_guest, c.server_ip), (self.client_guest, c.client_ip)):
             g.ensure_booted()

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from buildtool.vm.topology import IPERF3, PING, PPTPD, SingleGuest
+from buildtool.vm.topology import IPERF3, PING, PPTPD, SingleGuest, mppe_identity
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
@@ -59,6 +59,14 @@ def test_smoke_modules_load(tunnel: SingleGuest, vm):
     ko = f"/lib/modules/{vm.release}/extra/ppp_mppe.ko"
     shipped = vm.run(f"/sbin/modinfo -F srcversion {ko}").output.strip()
     assert srcversion == shipped, "the loaded ppp_mppe is not the one shipped under extra/"
+    # srcversion alone cannot tell our module from Debian's: the running kernel has our glue's marker
+    # function under [ppp_mppe], and the file it came from carries our modinfo field
+    proof = mppe_identity(vm)
+    assert proof["impl"] == "ours", f"the loaded ppp_mppe is not kmod/mppe: {proof}"
+    impl = vm.run(f"/sbin/modinfo -F implementation {ko}").output.strip()
+    assert impl.startswith("buildtool kmod/mppe"), f"{ko} has modinfo implementation={impl!r}"
+    stock = f"/lib/modules/{vm.release}/kernel/drivers/net/ppp/ppp_mppe.ko"
+    assert vm.run(f"/sbin/modinfo -F implementation {stock}").output.strip() == "", "control: stock has none"
     vm.check_health()  # taint: only O and E; no oops, no warning
 
 

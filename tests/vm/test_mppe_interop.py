@@ -1,0 +1,137 @@
+"""Interop matrix: our ppp_mppe on one end, Debian's stock ppp_mppe on the other, across two guests.
+
+Each guest runs a whole kernel side of its own (two-guest topology, QEMU socket network): the "ours" end
+runs our ppp_generic + ppp_mppe (kmod/mppe) from extra/, the "stock" end Debian's signed ppp_generic,
+ppp_async and ppp_mppe from kernel/. Which one a kernel runs is proven from the running kernel itself
+(`topology.mppe_identity`: our marker function in /proc/kallsyms, the taint), never from srcversion.
+
+Rows: both directions (ours as the pptpd server, ours as the client) x stateless/stateful x 128/40 bit.
+Each row checks that both pppd logs say MPPE came up with that key length and mode, that the compressor
+and decompressor run and count packets on both kernels, pings both ways, `ping -s 50000` both ways, and
+records the iperf3 throughput (a figure, not asserted). The 128-bit rows also lose every frame the client
+sends for a 300-packet burst and check the two implementations resync with each other: stateless from
+the coherency count, stateful through a CCP Reset-Request/Reset-Ack (the server's decompressor asks, the
+client's compressor answers with a flushed packet), which both pppd logs must show. The two guests boot
+once for the whole matrix: between rows only the pppd options change (and, between directions, the loaded
+modules).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from buildtool.vm.topology import IPERF3, PING, RESET_EXCHANGE, TwoGuests, mppe_identity, use_mppe
+
+pytestmark = [pytest.mark.integration, pytest.mark.vm]
+
+DIRECTIONS = (("ours", "stock"), ("stock", "ours"))  # (server end, client end)
+MODES = ((False, 128), (False, 40), (True, 128), (True, 40))  # (stateful, bits)
+BURST = 300  # packets lost in a row: crosses a 256-count key-change boundary
+ROWS = [pytest.param(server, client, stateful, bits,
+                     id=f"{server}_server-{client}_client-{'stateful' if stateful else 'stateless'}-{bits}")
+        for server, client in DIRECTIONS for stateful, bits in MODES]
+
+
+def kv(output: str) -> dict[str, int]:
+    return {k: int(v, 0) for k, v in re.findall(r"^(\w+)=(\S+)$", output, re.M)}
+
+
+def ping_stats(output: str) -> tuple[int, int]:
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
+    assert m, f"no ping summary in:\n{output}"
+    return int(m[1]), int(m[2])
+
+
+def loss_burst(t: TwoGuests, peer: str, stateful: bool) -> str:
+    """Lose every frame the client sends for BURST packets; the link must resync (see the docstring)."""
+    t.impair("loss 100%", ends=("client",))
+    try:
+        t.client(f"{PING} -c {BURST} -i 0.005 -W 1 {peer} >/dev/null", timeout=60, check=False)
+    finally:
+        t.impair("", ends=("client",))
+    # our stateless decompressor catches a gap up MPPE_MAX_REKEYS (64) counts per packet, and on Linux each
+    # step costs a CCP Reset-Request round trip (ppp_generic has no "drop quietly"): 300 -> 5 packets
+    first = t.client(f"{PING} -c 20 -i 0.1 -W 1 {peer}", timeout=60, check=False).output
+    sent, received = ping_stats(first)
+    assert received >= sent // 2, f"only {received}/{sent} right after the burst: slow or no resync"
+    sent, received = ping_stats(t.client(f"{PING} -c 10 -i 0.1 -W 2 {peer}", timeout=60, check=False).output)
+    assert received == sent, (f"after a {BURST}-packet loss burst: {received}/{sent}: no resync; "
+                              f"{t.ccp_resets()}\n{t.ppp_logs()}")
+    if stateful:
+        counts = t.ccp_resets()
+        assert all(counts[k] for k in RESET_EXCHANGE), f"no CCP Reset-Request/Reset-Ack exchange: {counts}"
+    return f"first 20: {ping_stats(first)[1]}/20, then {received}/{sent}"
+
+
+@pytest.fixture(scope="module")
+def matrix(two_guests: TwoGuests):
+    """The two guests, given back with our modules and the default options once the matrix is done."""
+    t = two_guests.ensure()
+    yield t
+    if t.connected():
+        t.disconnect()
+    t.configure_mppe(128, False)
+    for g in t.guests():
+        use_mppe(g, "ours")
+
+
+@pytest.mark.parametrize(("server_impl", "client_impl", "stateful", "bits"), ROWS)
+def test_interop(matrix: TwoGuests, server_impl: str, client_impl: str, stateful: bool, bits: int,
+                 figures, request):
+    t = matrix.ensure()
+    if t.connected():
+        t.disconnect()
+    proof = {"server": use_mppe(t.server_guest, server_impl), "client": use_mppe(t.client_guest, client_impl)}
+    t.configure_mppe(bits, stateful)
+    t.reset_logs()
+    t.connect()
+    c = t.config
+    for side, log in ((t.client, c.client_log), (t.server, c.server_log)):
+        text = side(f"cat {log}").output
+        assert c.mppe_line in text, f"{log} does not say '{c.mppe_line}':\n{text}"
+        assert "ConfAck id=" in text and c.mppe_ack in text, f"{log}: no CCP ConfAck {c.mppe_ack}:\n{text}"
+    local, peer = t.client_ppp_addresses()
+    pings = {}
+    for name, side, dest in (("c->s", t.client, peer), ("s->c", t.server, local)):
+        sent, received = ping_stats(side(f"{PING} -c 3 -i 0.2 -W 5 {dest}", check=False).output)
+        pings[name] = f"{received}/{sent}"
+        assert received == sent == 3, f"{name}: {received}/{sent} pings\n{t.ppp_logs()}"
+    for name, side, dest in (("c->s 50000", t.client, peer), ("s->c 50000", t.server, local)):
+        # -i 1, not 0.5: under TCG on a loaded host a 50000-byte ping took up to 1.3 s, and two of them in
+        # flight at once (about 100 KB through pptp's userspace GRE and a pty) lost one now and then: seen
+        # twice in 4 runs, both times ours -> stock, with no MPPE error on either kernel (no Reset-Request,
+        # other rows and iperf3 fine). Not understood; one ping at a time is what the assertion is about.
+        out = side(f"{PING} -s 50000 -c 2 -i 1 -W 10 {dest}", timeout=90, check=False).output
+        sent, received = ping_stats(out)
+        pings[name] = f"{received}/{sent}"
+        assert received == sent == 2, (f"{name}: {received}/{sent} 50000-byte pings:\n{out}\n"
+                                       f"{t.ccp_resets()}\n{t.ppp_logs(12)}")
+    if bits == 128:
+        pings["after burst"] = loss_burst(t, peer, stateful)
+    t.server(f"{IPERF3} -s -1 -D -B {peer}")
+    t.client("sleep 0.3")
+    out = t.client(f"{IPERF3} -c {peer} -t 2 -f m", timeout=60).output
+    m = re.search(r"([\d.]+) Mbits/sec\s+\S*\s*receiver", out)
+    assert m, out
+    # the kernels' side, after the traffic: MPPE ran both ways on both ends and counted packets
+    stats = {}
+    for name, side, iface in (("client", t.client, f"ppp{c.client_unit}"), ("server", t.server,
+                                                                           t.server_ppp_iface())):
+        info = kv(side(f"pppinfo {iface}").output)
+        assert info["comp_run"] == 1 and info["decomp_run"] == 1, f"{name} {iface}: MPPE not running: {info}"
+        assert info["c_packets"] >= 10 and info["d_packets"] >= 10, f"{name} {iface}: too few packets: {info}"
+        stats[name] = f"c={info['c_packets']} d={info['d_packets']}"
+    # the modules that did it are still the ones the row asked for
+    for name, guest, impl in (("server", t.server_guest, server_impl),
+                              ("client", t.client_guest, client_impl)):
+        now = mppe_identity(guest)
+        assert now["impl"] == impl and now["refcnt"] != "0", f"{name}: {now} (was to be {impl}, in use)"
+    row = request.node.callspec.id
+    figures.record(f"interop[{row}]", {
+        "server": server_impl, "client": client_impl, "mode": "stateful" if stateful else "stateless",
+        "bits": bits, "pings": pings, "iperf3_mbit_s": float(m[1]), "mppe_packets": stats,
+        "server_proof": {k: proof["server"][k] for k in ("impl", "taint", "marker")},
+        "client_proof": {k: proof["client"][k] for k in ("impl", "taint", "marker")}})
+    t.disconnect()

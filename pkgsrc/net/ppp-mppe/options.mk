@@ -41,7 +41,7 @@ PKG_FAIL_REASON+=	"${PKGNAME} needs the kernel sources in SYSDIR (${SYSDIR}) to 
 			"PKG_OPTIONS.ppp-mppe=-ppp-mppe-kmod"
 .  endif
 KMOD_WRKDIR=	${WRKDIR}/kmod
-KMOD_FILES=	drivers/net/ppp/ppp_generic.c drivers/net/ppp/ppp_mppe.c drivers/net/ppp/ppp_mppe.h include/uapi/linux/ppp-comp.h
+KMOD_FILES=	drivers/net/ppp/ppp_generic.c include/uapi/linux/ppp-comp.h
 KMOD_PATCHES=	${FILESDIR}/kmod/patch-ca
 
 USE_TOOLS+=	patch
@@ -59,16 +59,22 @@ kmod-patch:
 		${PATCH} -d ${KMOD_WRKDIR} -N -s -p0 < "$$p" || exit 1; \
 	done
 .  endif
-	${RUN} cd ${FILESDIR}/kmod-src && ${PAX} -rw -pp . ${KMOD_WRKDIR}
+	${RUN} ${CP} -R ${FILESDIR}/kmod-src/. ${KMOD_WRKDIR}/
 
 post-build: kmod-build
 .PHONY: kmod-build
 kmod-build:
 .  if ${OPSYS} == "Linux"
 	${RUN} ${ECHO} 'NOSTDINC_FLAGS += -I${KMOD_WRKDIR}/include' > ${KMOD_WRKDIR}/drivers/net/ppp/Kbuild
-	${RUN} ${ECHO} 'obj-m := ppp_generic.o ppp_mppe.o' >> ${KMOD_WRKDIR}/drivers/net/ppp/Kbuild
+	${RUN} ${ECHO} 'obj-m := ppp_generic.o' >> ${KMOD_WRKDIR}/drivers/net/ppp/Kbuild
 	${RUN} ${SETENV} MAKEFLAGS= ${MAKE_PROGRAM} -C ${KMOD_BUILDDIR} ${KMOD_MAKE_ARGS} M=${KMOD_WRKDIR}/drivers/net/ppp KERNELRELEASE=${KMOD_KVER} CC=${KMOD_CC:Q} modules
-	${RUN} for m in ppp_generic ppp_mppe; do v=`${KMOD_MODINFO} -F vermagic ${KMOD_WRKDIR}/drivers/net/ppp/"$$m".ko`; case "$$v" in "${KMOD_KVER} "*) ;; *) ${ECHO} "$$m.ko: vermagic '$$v' is not for ${KMOD_KVER}" 1>&2; exit 1;; esac; done
+	${RUN} ${MKDIR} ${KMOD_WRKDIR}/mppe-linux && ${CP} -R ${KMOD_WRKDIR}/ppp_mppe/core ${KMOD_WRKDIR}/ppp_mppe/linux ${KMOD_WRKDIR}/mppe-linux/
+	${RUN} ${ECHO} 'obj-m := ppp_mppe.o' > ${KMOD_WRKDIR}/mppe-linux/Kbuild
+	${RUN} ${ECHO} 'ppp_mppe-y := linux/mppe_linux.o core/mppe.o core/rc4.o core/sha1.o' >> ${KMOD_WRKDIR}/mppe-linux/Kbuild
+	${RUN} ${ECHO} 'ccflags-y += -I$$(src)/linux -I$$(src)/core' >> ${KMOD_WRKDIR}/mppe-linux/Kbuild
+	${RUN} ${SETENV} MAKEFLAGS= ${MAKE_PROGRAM} -C ${KMOD_BUILDDIR} ${KMOD_MAKE_ARGS} M=${KMOD_WRKDIR}/mppe-linux KERNELRELEASE=${KMOD_KVER} CC=${KMOD_CC:Q} modules
+	${RUN} for m in drivers/net/ppp/ppp_generic mppe-linux/ppp_mppe; do v=`${KMOD_MODINFO} -F vermagic ${KMOD_WRKDIR}/"$$m".ko`; case "$$v" in "${KMOD_KVER} "*) ;; *) ${ECHO} "$$m.ko: vermagic '$$v' is not for ${KMOD_KVER}" 1>&2; exit 1;; esac; done
+	${RUN} ${KMOD_MODINFO} -F implementation ${KMOD_WRKDIR}/mppe-linux/ppp_mppe.ko | ${GREP} -q '^buildtool' || { ${ECHO} 'mppe-linux/ppp_mppe.ko is not our ppp_mppe (no modinfo implementation field)' 1>&2; exit 1; }
 .  endif
 .  if ${OPSYS} == "NetBSD"
 	${RUN} ${CP} ${SYSDIR}/modules/Makefile.inc ${KMOD_WRKDIR}/Makefile.inc
@@ -80,7 +86,7 @@ post-install: kmod-install
 kmod-install:
 .  if ${OPSYS} == "Linux"
 	${RUN} ${INSTALL_DATA_DIR} ${DESTDIR}${PREFIX}/lib/modules/${KMOD_KVER}/extra
-	${RUN} ${INSTALL_DATA} ${KMOD_WRKDIR}/drivers/net/ppp/ppp_generic.ko ${KMOD_WRKDIR}/drivers/net/ppp/ppp_mppe.ko ${DESTDIR}${PREFIX}/lib/modules/${KMOD_KVER}/extra
+	${RUN} ${INSTALL_DATA} ${KMOD_WRKDIR}/drivers/net/ppp/ppp_generic.ko ${KMOD_WRKDIR}/mppe-linux/ppp_mppe.ko ${DESTDIR}${PREFIX}/lib/modules/${KMOD_KVER}/extra
 .  endif
 .  if ${OPSYS} == "NetBSD"
 	${RUN} ${INSTALL_DATA_DIR} ${DESTDIR}${PREFIX}/lib/modules/${KMOD_KVER}/ppp_mppe

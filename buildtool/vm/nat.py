@@ -164,16 +164,17 @@ class NatTopology(Topology):
 
     def ends(self, count: int | None = None) -> list[ClientEnd]:
         """The clients behind (or outside) the router, each a Topology with its own log and pidfile."""
-        names = self.layout.clients[:count]
-        return [ClientEnd(self, ns, self._client_config(ns)) for ns in names]
+        return [self._end(ns) for ns in self.layout.clients[:count]]
 
     def direct(self) -> ClientEnd:
         """The client with no router between it and the server (for the NAT-versus-direct figures)."""
-        return ClientEnd(self, self.layout.direct, self._client_config(self.layout.direct))
+        return self._end(self.layout.direct)
 
-    def _client_config(self, ns: str) -> TunnelConfig:
+    def _end(self, ns: str) -> ClientEnd:
         name = ns.removeprefix("nat-")
-        return replace(self.config, client_linkname=name, client_log=f"/var/log/ppp-{name}.log")
+        address = next(v.b_addr for v in self.layout.veths if v.b == ns)
+        return ClientEnd(self, ns, address, replace(self.config, client_linkname=name,
+                                                    client_log=f"/var/log/ppp-{name}.log"))
 
     def is_current(self) -> bool:
         return self._generation == self.guest.generation and not self.guest.dirty
@@ -234,11 +235,19 @@ class ClientEnd(Topology):
 
     nat: NatTopology
     netns: str
+    address: str  # on its LAN
     config: TunnelConfig
     ppp_local_address: str = ""  # set by connect: the address the server gave this client
 
     def dial_address(self) -> str:
         return self.nat.layout.dial if self.netns != self.nat.layout.direct else SERVER_IP
+
+    def pty_command(self) -> str:
+        """pptp bound to this client's address: pptp names its call manager's socket in /var/run/pptp
+        after the local and the server address, and the namespaces share that directory. Without the
+        local address every client after the first would hand its call to the first one's call manager
+        (one control connection for all, as on one host), which is not the case of separate machines."""
+        return f"{super().pty_command()} --localbind {self.address}"
 
     def guests(self) -> list[Guest]:
         return self.nat.guests()

@@ -127,6 +127,10 @@ class Topology:
         """Where the client's pptp connects: the server's own address unless a router forwards to it."""
         return self.config.server_ip
 
+    def pty_command(self) -> str:
+        """The pptp command the client's pppd runs as its pty."""
+        return f"{PPTP} {self.dial_address()} --nolaunchpppd"
+
     def connect(self, timeout: float = 60, options: str = "") -> float:
         """Start the client's pppd and wait until IPCP gave ppp<unit> its addresses; return the seconds.
 
@@ -140,7 +144,7 @@ class Topology:
         log = f"tail -n 40 {c.client_log}"
         t0 = time.monotonic()
         self.client(
-            f"{PPPD} pty {shlex.quote(f'{PPTP} {self.dial_address()} --nolaunchpppd')} "
+            f"{PPPD} pty {shlex.quote(self.pty_command())} "
             f"file {c.client_options} logfile {c.client_log} {options} "
             f"unit {c.client_unit} linkname {c.client_linkname} updetach || {{ {log}; exit 1; }}; "
             + wait_until(f"grep -q '^ppp{c.client_unit}\\s' /proc/net/route", timeout, on_timeout=log)

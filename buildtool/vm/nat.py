@@ -202,10 +202,11 @@ class NatTopology(Topology):
         self._generation = g.generation
 
     def teardown(self) -> None:
-        """End every process in the NAT namespaces and delete them (a previous layout's, say)."""
+        """End every process in the NAT namespaces and delete them (a previous layout's, say), and the
+        call managers' sockets the killed pptps left, and the pppd logs."""
         self.guest.run("for ns in $(" + IP + " netns list | awk '/^nat-/ {print $1}'); do "
                        f"pids=$({IP} netns pids $ns); [ -z \"$pids\" ] || kill -9 $pids; "
-                       f"{IP} netns del $ns; done")
+                       f"{IP} netns del $ns; done; rm -f /run/pptp/* /var/log/ppp-*.log")
 
     def load_rules(self, rules: RouterRules) -> None:
         """Enable forwarding in the router and (re)load its whole ruleset, rendered from the template."""

@@ -10,7 +10,8 @@ Where the guest's programs come from:
 - busybox-static from the host (scripts/setup installs it): the shell and the small tools.
 - pppd, pptpd (+ pptpctrl, bcrelay, plugins), pptp: our packages (packages/All/*.tgz) extracted under
   /usr/pkg, as pkg_add would.
-- ip, tc, ping, iperf3 and kmod (modprobe with depmod.d): Debian packages downloaded with apt into the cache
+- ip, tc, ping, iperf3 and kmod (modprobe with depmod.d), and whatever a role declares in its GuestContents
+  (the NAT router: nft, conntrack): Debian packages downloaded with apt into the cache
   and unpacked there, never installed on the host: they are only needed inside the guest, their versions
   are the archive's (so they enter the cache key), and the host needs no extra packages.
 - Shared libraries: whatever `ldd` resolves for each dynamic ELF, looking first in the unpacked .debs and

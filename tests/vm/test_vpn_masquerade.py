@@ -30,6 +30,7 @@ MAX_CLIENTS = 4
 # pppd options of the client that must redial by itself: LCP echoes notice a dead data channel (the
 # suite's options file turns them off), `persist` redials, `holdoff 1` after a second.
 PERSIST = "persist maxfail 0 holdoff 1 lcp-echo-interval 1 lcp-echo-failure 3"
+GRE_IDLE = 8  # seconds the idle scenario gives the router's GRE mappings (default 180)
 RECONNECT_BOUND = 120  # seconds the flush scenario allows for the redial and the first ping through it
 
 
@@ -197,7 +198,7 @@ def test_helper_assignment_is_required(masq: NatTopology, helper: bool):
     """The same layout and the same client, with and without the ruleset's PPTP helper assignment.
 
     With it the tunnel passes data. Without it (the negative control) the control connection and the
-    call still go through (pptpd starts a pppd for the call, and the client's LCP reaches it), but the
+    call still go through (pptpd starts a pppd for the call, which sends LCP), but the
     server's GRE has no way back through the masquerade: it arrives at the router as a packet for the
     router itself. Measured: the call ends within seconds (the client's pppd logs `Modem hangup`) and
     the client never receives one frame. Running both from one test, on the same layout and client,
@@ -220,8 +221,8 @@ def test_helper_assignment_is_required(masq: NatTopology, helper: bool):
     assert not connected, "without the PPTP helper the tunnel came up through the masquerade"
     server_log = end.server(f"cat {end.config.server_log}").output
     client_log = end.client(f"cat {end.config.client_log}").output
-    # the call was set up over TCP 1723 (pptpd started a pppd for it) and the client's GRE reached it ...
-    assert "sent [LCP ConfReq" in server_log and "rcvd [LCP ConfReq" in server_log, server_log
+    # the call was set up over TCP 1723: pptpd started a pppd for it, which sent LCP ...
+    assert "sent [LCP ConfReq" in server_log, server_log
     # ... but not one frame of the server's came back through the NAT
     assert "rcvd [LCP" not in client_log, client_log
     assert "LCP: timeout sending Config-Requests" in client_log or "Connection terminated" in client_log, why
@@ -255,7 +256,34 @@ def test_conntrack_flush_mid_tunnel(masq: NatTopology, figures):
     figures.record("flush_first_link_end", "LCP echo timeout" if "No response to 3 echo-requests" in first
                    else "control connection lost (Modem hangup)" if "Modem hangup" in first else "other")
     check_mppe(end)
-    end.ppp_local_address = end.client_ppp_addresses()[0]
+    end.link_up()
     check_pings(end, figures, "after_flush")
     figures.record("flush_iperf3_mbit_s", iperf3([end])[0])
+    survival(masq, [end])
+
+
+# --- an idle call through NAT -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keepalive", [True, False], ids=["lcp_echo", "idle"])
+def test_idle_call_loses_its_gre_mapping(masq: NatTopology, keepalive: bool, figures):
+    """The router forgets a GRE mapping that carried nothing for nf_conntrack_gre_timeout_stream (180 s,
+    shortened here to GRE_IDLE seconds): an idle call is dead from then on, a call with LCP echoes keeps
+    its mapping. Both from one test, so the dead case cannot be an artefact of the set-up."""
+    masq.router(f"echo {GRE_IDLE} > /proc/sys/net/netfilter/nf_conntrack_gre_timeout_stream")
+    end = masq.ends(1)[0]
+    end.connect(keepalive=keepalive, options="lcp-echo-interval 2 lcp-echo-failure 30" if keepalive else "")
+    server = end.config.ppp_local
+    assert ping_stats(end.client(f"{PING} -c 2 -i 0.2 -W 5 {server}", check=False).output) == (2, 2)
+    end.client(f"sleep {GRE_IDLE + 4}", timeout=GRE_IDLE + 30)
+    sent, received = ping_stats(end.client(f"{PING} -c 3 -i 0.5 -W 3 {server}", check=False).output)
+    entries = masq.conntrack()
+    mapped = [line for line in entries.splitlines() if line.startswith("gre") and "[ASSURED]" in line]
+    if keepalive:
+        assert received == sent, f"with LCP echoes the call lost traffic: {received}/{sent}"
+        assert len(mapped) == 1, entries
+    else:
+        assert received == 0, f"an idle call kept its GRE mapping past the timeout: {received}/{sent}"
+        assert not mapped, f"the router still maps the idle call's GRE:\n{entries}"
+        figures.record("idle_call_after_gre_timeout", f"{received}/{sent} pings")
     survival(masq, [end])

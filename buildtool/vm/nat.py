@@ -226,6 +226,17 @@ class NatTopology(Topology):
         """The router's `conntrack -L [what]` (connections, or `expect` for the expectations)."""
         return self.router(f"{CONNTRACK} -L {what} 2>/dev/null; true").output
 
+    def watch_expectations(self) -> None:
+        """Start recording the router's expectation events (`conntrack -E expect`) in the background."""
+        self.router(f"{CONNTRACK} -E expect > /tmp/expect-events.txt 2>&1 & "
+                    "echo $! > /tmp/expect-events.pid; "
+                    "sleep 0.3")
+
+    def expectation_events(self) -> str:
+        """Stop the recording; what it saw (one line per event: [NEW], [DESTROY])."""
+        return self.router("kill $(cat /tmp/expect-events.pid) 2>/dev/null; sleep 0.2; "
+                           "cat /tmp/expect-events.txt").output
+
     def stop_all(self, ends: list[ClientEnd], timeout: float = 30) -> None:
         """Disconnect several clients: stop their pppds first, then wait for the server's side of each."""
         for end in ends:

@@ -142,8 +142,14 @@ def test_nat_clients_at_once(masq: NatTopology, count: int, figures):
     """Several clients behind one NAT call the same server: each call gets its own Call ID on the public
     side, and every tunnel passes traffic while all are up."""
     ends = masq.ends(count)
+    masq.watch_expectations()
     for end in ends:
         end.connect()
+    events = masq.expectation_events()
+    # the helper expects each call's GRE (both directions) when it sees the call set up on TCP 1723
+    new = [line for line in events.splitlines() if "[NEW]" in line and "proto=47" in line]
+    assert len(new) >= count, f"expected GRE expectations for {count} calls, the router saw:\n{events}"
+    figures.record(f"nat_{count}_gre_expectations_created", len(new))
     for end in ends:
         check_mppe(end)
     entries = masq.conntrack()
@@ -155,7 +161,7 @@ def test_nat_clients_at_once(masq: NatTopology, count: int, figures):
     figures.record(f"nat_{count}_call_ids_public", public_ids)
     figures.record(f"nat_{count}_conntrack_entries_per_tunnel",
                    round(len(entries.strip().splitlines()) / count, 2))
-    figures.record(f"nat_{count}_expectations", len(masq.conntrack("expect").strip().splitlines()))
+    figures.record(f"nat_{count}_expectations_left", len(masq.conntrack("expect").strip().splitlines()))
 
     # all tunnels at the same time: 20 pings from every client, started together
     server = ends[0].config.ppp_local

@@ -10,7 +10,8 @@ Where the guest's programs come from:
 - busybox-static from the host (scripts/setup installs it): the shell and the small tools.
 - pppd, pptpd (+ pptpctrl, bcrelay, plugins), pptp: our packages (packages/All/*.tgz) extracted under
   /usr/pkg, as pkg_add would.
-- ip, tc, ping, iperf3 and kmod (modprobe with depmod.d): Debian packages downloaded with apt into the cache
+- ip, tc, ping, iperf3 and kmod (modprobe with depmod.d), and whatever a role declares in its GuestContents
+  (the NAT router: nft, conntrack): Debian packages downloaded with apt into the cache
   and unpacked there, never installed on the host: they are only needed inside the guest, their versions
   are the archive's (so they enter the cache key), and the host needs no extra packages.
 - Shared libraries: whatever `ldd` resolves for each dynamic ELF, looking first in the unpacked .debs and
@@ -79,6 +80,25 @@ GUEST_MODULES = ("ppp_generic", "ppp_mppe", "ppp_async", "slhc", "libarc4", "vet
 
 
 @dataclass(frozen=True)
+class GuestContents:
+    """What a guest holds besides busybox, our packages and the guest tools: Debian packages (programs at
+    their packaged paths) and the distribution's kernel modules. A role that needs more (a NAT router:
+    nft, conntrack, the netfilter modules) declares its own, and the image is built from the sum, so the
+    additions are inputs of the image key like the rest."""
+
+    debs: tuple[GuestDeb, ...] = ()
+    modules: tuple[str, ...] = ()
+
+    def __add__(self, other: GuestContents) -> GuestContents:
+        names = {d.package for d in self.debs}
+        return GuestContents(self.debs + tuple(d for d in other.debs if d.package not in names),
+                             self.modules + tuple(m for m in other.modules if m not in self.modules))
+
+
+BASE_CONTENTS = GuestContents(GUEST_DEBS, GUEST_MODULES)
+
+
+@dataclass(frozen=True)
 class ImageInputs:
     release: str
     vmlinuz: Path
@@ -88,6 +108,7 @@ class ImageInputs:
     variant: str = "ours"  # a name for the module set (negative controls have their own)
     stack: bool = True  # False: a harness-only image (no packages, stock modules only)
     config: TunnelConfig = field(default_factory=TunnelConfig)
+    contents: GuestContents = BASE_CONTENTS
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,7 @@ class GuestDebs:
     """The guest .debs, downloaded into <cache>/vm/debs and unpacked beside them."""
 
     layout: Layout
+    debs: tuple[GuestDeb, ...] = GUEST_DEBS
     offline: bool = False
     log: Path | None = None
 
@@ -120,7 +142,7 @@ class GuestDebs:
 
         debs = []
         archive = None
-        for d in GUEST_DEBS:
+        for d in self.debs:
             cached = sorted(self.dir.glob(f"{d.package}_*.deb"))
             if self.offline:
                 if not cached:
@@ -155,6 +177,7 @@ def image_key(inputs: ImageInputs, debs: list[Path]) -> str:
         "plugins": {p.name: file_digest(p, "sha256") for p in sorted(PLUGINS_DIR.glob("*.c"))},
         "templates": {p.name: file_digest(p, "sha256") for p in sorted(TEMPLATES_DIR.glob("*.j2"))},
         "debs": [d.name for d in debs],
+        "contents": repr(inputs.contents),
         "busybox": file_digest(BUSYBOX, "sha256") if BUSYBOX.exists() else "",
         "config": repr(inputs.config),
         "gcc": _gcc_version(),
@@ -171,7 +194,7 @@ def build_image(inputs: ImageInputs, layout: Layout, offline: bool = False) -> I
     if not BUSYBOX.exists():
         raise HostToolError("the guest image needs busybox-static: apt-get install busybox-static")
     log = layout.cache / "vm" / "image.log"
-    debs = GuestDebs(layout, offline=offline, log=log)
+    debs = GuestDebs(layout, inputs.contents.debs, offline=offline, log=log)
     deb_files = debs.fetch()
     key = image_key(inputs, deb_files)
     dest = layout.cache / "vm" / key
@@ -263,7 +286,7 @@ class _Builder:
         self.manifest.setdefault("prefix_links", []).append(cwd)
 
     def install_debs(self) -> None:
-        by_name = {d.package: d for d in GUEST_DEBS}
+        by_name = {d.package: d for d in self.inputs.contents.debs}
         for deb_root in self.deb_roots:
             spec = by_name[deb_root.name.split("_", 1)[0]]
             for prog in spec.programs:
@@ -314,7 +337,7 @@ class _Builder:
             raise HarnessError(f"{src_base}/kernel is missing: the kernel target has no modules tree")
         index = {p.name.split(".ko")[0].replace("-", "_"): p for p in (src_base / "kernel").rglob("*.ko*")}
         wanted: list[str] = []
-        todo = list(GUEST_MODULES)
+        todo = list(self.inputs.contents.modules)
         while todo:
             name = todo.pop(0)
             if name in wanted:
@@ -395,7 +418,8 @@ class _Builder:
                 if "not found" in line:
                     raise HarnessError(f"{elf.relative_to(self.root)} needs {line.split()[0]}, which neither "
                                        f"the host nor the guest packages provide: add its Debian package to "
-                                       f"GUEST_DEBS in {__file__}")
+                                       f"the guest contents (GUEST_DEBS in {__file__}, or the "
+                                       f"role's GuestContents)")
                 m = re.match(r"(?:(\S+) => )?(/\S+) \(0x", line)
                 if not m:
                     continue

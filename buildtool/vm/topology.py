@@ -238,20 +238,29 @@ class Topology:
     def server_alive(self) -> bool:
         return self.server("pidof pptpd >/dev/null", check=False).status == 0
 
-    def connect(self, timeout: float = 60) -> float:
+    def dial_address(self) -> str:
+        """Where the client's pptp connects: the server's own address unless a router forwards to it."""
+        return self.config.server_ip
+
+    def pty_command(self) -> str:
+        """The pptp command the client's pppd runs as its pty."""
+        return f"{PPTP} {self.dial_address()} --nolaunchpppd"
+
+    def connect(self, timeout: float = 60, options: str = "") -> float:
         """Start the client's pppd and wait until IPCP gave ppp<unit> its addresses; return the seconds.
 
         pppd's `updetach` returns once the first network protocol is up (non-zero if the link failed);
         the wait that follows, in the same guest command, is for the IPv4 addresses. It watches the
         routing table (one busybox grep per check; `ip` costs the single vCPU ten times that) for the
         route to the peer that the kernel adds when ppp<unit> comes up, then checks the point-to-point
-        address once with `ip`.
+        address once with `ip`. `options` are extra pppd options (after the options file, so they win).
         """
         c = self.config
         log = f"tail -n 40 {c.client_log}"
         t0 = time.monotonic()
         self.client(
-            f"{PPPD} pty {shlex.quote(f'{PPTP} {c.server_ip} --nolaunchpppd')} file {c.client_options} "
+            f"{PPPD} pty {shlex.quote(self.pty_command())} "
+            f"file {c.client_options} logfile {c.client_log} {options} "
             f"unit {c.client_unit} linkname {c.client_linkname} updetach || {{ {log}; exit 1; }}; "
             + wait_until(f"grep -q '^ppp{c.client_unit}\\s' /proc/net/route", timeout, on_timeout=log)
             + f"; {IP} -4 -o addr show dev ppp{c.client_unit} | grep -q peer", timeout=timeout + 10)
@@ -287,6 +296,11 @@ class Topology:
         its children, as at the end of the timeout), so the wait below repeats the SIGTERM once the log
         says pppd is waiting.
         """
+        self.stop_client(timeout)
+        self.wait_calls_ended(timeout)
+
+    def stop_client(self, timeout: float = 30) -> None:
+        """SIGTERM the client's pppd (see disconnect) and wait until it has exited."""
         c = self.config
         waiting = f"grep -c '^Waiting for' {c.client_log} 2>/dev/null"
         self.client(f"pid=$(head -n1 {c.client_pidfile} 2>/dev/null); [ -n \"$pid\" ] || exit 0; "
@@ -294,7 +308,9 @@ class Topology:
                     + wait_until("! kill -0 $pid 2>/dev/null", timeout,
                                  each=f"[ \"$({waiting})\" = \"$w\" ] || kill $pid 2>/dev/null")
                     , timeout=timeout + 10)
-        # the server's pppd notices the closed control connection and exits too
+
+    def wait_calls_ended(self, timeout: float = 30) -> None:
+        """Wait until no pppd is left (the server's notices the closed control connection and exits)."""
         self.server(wait_until("! pidof pppd >/dev/null", timeout), timeout=timeout + 10)
 
     def client_ppp_addresses(self) -> tuple[str, str]:

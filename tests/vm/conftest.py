@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 
 from buildtool.vm.guest import Guest, LinuxGuest
-from buildtool.vm.image import Image, ImageInputs, build_image
+from buildtool.vm.image import BASE_CONTENTS, Image, ImageInputs, build_image
+from buildtool.vm.nat import ROUTER_CONTENTS, NatLab
 from buildtool.vm.qemu import QemuTcg, SocketNic
 from buildtool.vm.suite import check_prebuilt, guest_packages, layout_from_env
 from buildtool.vm.topology import SingleGuest, TwoGuests
@@ -93,7 +94,8 @@ def vm_image() -> Image:
         release=target.release, vmlinuz=target.vmlinuz, modules_root=target.modules_root,
         packages=tuple(guest_packages(layout, recipes)),
         our_modules=Path(modules) if modules else None,
-        variant=os.environ.get("BUILDTOOL_VM_VARIANT", "ours"))
+        variant=os.environ.get("BUILDTOOL_VM_VARIANT", "ours"),
+        contents=BASE_CONTENTS + ROUTER_CONTENTS)
     t0 = time.monotonic()
     image = build_image(inputs, layout, offline=offline)
     _FIGURES.record("image_seconds", round(time.monotonic() - t0, 2))
@@ -155,11 +157,17 @@ def two_guests(vm_factory: GuestFactory) -> TwoGuests:
     return TwoGuests(server, client)
 
 
+@pytest.fixture(scope="session")
+def nat_lab(vm_factory: GuestFactory) -> NatLab:
+    """A guest of its own for the NAT layouts (router, server and clients in namespaces)."""
+    return NatLab(vm_factory.make("nat"))
+
+
 @pytest.fixture(autouse=True)
 def _guest_health(request):
     """After every scenario that used a guest: no crash pattern since, no bad taint (else: an error)."""
     yield
-    for name in ("vm", "two_guests"):
+    for name in ("vm", "two_guests", "nat_lab"):
         if name not in request.fixturenames:
             continue
         obj = request.getfixturevalue(name)
@@ -172,7 +180,8 @@ def pytest_runtest_makereport(item, call):
     """Attach the console log's path (and its last lines, on failure) to each scenario's report."""
     outcome = yield
     report = outcome.get_result()
-    guest = item.funcargs.get("vm") if hasattr(item, "funcargs") else None
+    funcargs = getattr(item, "funcargs", {})
+    guest = funcargs.get("vm") or (funcargs["nat_lab"].guest if "nat_lab" in funcargs else None)
     if guest is None or report.when == "setup" and report.passed:
         return
     log = guest.console_log

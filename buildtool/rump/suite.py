@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from ..errors import HarnessError, TestFailure, UsageError
 from ..layout import Layout
-from ..vm.suite import EXPECT_FAIL, Outcome, read_junit
+from ..vm.suite import EXPECT_FAIL, Outcome, read_junit, run_pytest_group
 from .kernel import ensure_rump_kernel, missing_tarballs
 from .lane import CONTROLS_DIR, default_sources
 
@@ -103,6 +102,4 @@ def _pytest(args: argparse.Namespace, layout: Layout, junit: Path, keyword: str 
     if keyword:
         cmd += ["-k", keyword]
     full_env = dict(os.environ, BUILDTOOL_VM_RESULTS=str(junit.parent), **(env or {}))
-    print(f"buildtool test: {' '.join(cmd)}", file=sys.stderr, flush=True)
-    rc = subprocess.call(cmd, cwd=layout.root, env=full_env)
-    return read_junit(junit, rc)
+    return read_junit(junit, run_pytest_group(cmd, layout.root, full_env, "the rump lane", str(junit)))

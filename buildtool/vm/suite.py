@@ -195,18 +195,26 @@ def _pytest(args: argparse.Namespace, layout: Layout, results: Path, junit: Path
                     **{ENV_WORK: str(layout.work.resolve()), ENV_PACKAGES: str(layout.packages.resolve())})
     full_env.pop(ENV_PREBUILT, None)
     full_env.update(env or {})
+    return read_junit(junit, run_pytest_group(cmd, layout.root, full_env, "the VM suite",
+                                              f"{junit} and the console logs under {results}"))
+
+
+def run_pytest_group(cmd: list[str], cwd: Path, env: dict[str, str], what: str, see: str) -> int:
+    """One pytest run in a process group of its own, bounded by SUITE_TIMEOUT; its exit status.
+
+    On a timeout or an interruption the whole group (guests, rump programs) is stopped, never orphaned.
+    """
     print(f"buildtool test: {' '.join(cmd)}", file=sys.stderr, flush=True)
-    proc = subprocess.Popen(cmd, cwd=layout.root, env=full_env, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
     try:
-        rc = proc.wait(timeout=SUITE_TIMEOUT)
+        return proc.wait(timeout=SUITE_TIMEOUT)
     except subprocess.TimeoutExpired:
         stop_group(proc)
-        raise HarnessError(f"the VM suite did not finish within {SUITE_TIMEOUT:.0f}s and was stopped (QEMU "
-                           f"guests included); see {junit} and the console logs under {results}") from None
+        raise HarnessError(f"{what} did not finish within {SUITE_TIMEOUT:.0f}s and was stopped (QEMU "
+                           f"guests included); see {see}") from None
     except BaseException:
-        stop_group(proc)  # the guests go down with the suite: no QEMU left running
+        stop_group(proc)  # the guests go down with the suite: nothing left running
         raise
-    return read_junit(junit, rc)
 
 
 def read_junit(path: Path, returncode: int) -> Outcome:

@@ -196,12 +196,18 @@ def test_kmod_build_has_the_vm_kernels_vermagic(built):
     files = file_list(built.tree, built.package("ppp-mppe", kmod_on=True))
     extra = f"lib/modules/{release}/extra"
     assert f"{extra}/ppp_generic.ko" in files and f"{extra}/ppp_mppe.ko" in files
-    for ko in ("ppp_generic.ko", "ppp_mppe.ko"):
-        path = built.kmod_wrkdir / "kmod" / "drivers" / "net" / "ppp" / ko
-        vermagic = subprocess.run(["modinfo", "-F", "vermagic", str(path)], capture_output=True, text=True,
-                                  timeout=60, stdin=subprocess.DEVNULL).stdout.strip()
-        print(f"{ko}: vermagic {vermagic}")
-        assert vermagic == built.target.vermagic, (ko, vermagic, built.target.vermagic)
+    kmod = built.kmod_wrkdir / "kmod"
+    for path in (kmod / "drivers" / "net" / "ppp" / "ppp_generic.ko", kmod / "mppe-linux" / "ppp_mppe.ko"):
+        vermagic = modinfo(path, "vermagic")
+        print(f"{path.name}: vermagic {vermagic}")
+        assert vermagic == built.target.vermagic, (path.name, vermagic, built.target.vermagic)
+    # pkgsrc builds our ppp_mppe (kmod/mppe), as the recipe does, not the kernel's own ppp_mppe.c
+    assert modinfo(kmod / "mppe-linux" / "ppp_mppe.ko", "implementation").startswith("buildtool")
+
+
+def modinfo(path, field: str) -> str:
+    return subprocess.run(["modinfo", "-F", field, str(path)], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL).stdout.strip()
 
 
 def test_file_lists_match_our_own_packages(built, built_layout):

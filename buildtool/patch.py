@@ -56,6 +56,14 @@ def series(patch_dir: Path, include: str = "", exclude: str = "") -> list[Path]:
     return [p for p in patches if _selected(p.name, include, exclude)]
 
 
+def split_series(patch_dir: Path, kernel_globs: str) -> tuple[list[Path], list[Path]]:
+    """(patches for the source tree, patches for the kernel tree): the series split by the recipe's [kmod]
+    profile_patches globs. The build and the pkgsrc export both split it here, so they cannot disagree."""
+    if not kernel_globs.split():
+        return series(patch_dir), []
+    return series(patch_dir, exclude=kernel_globs), series(patch_dir, include=kernel_globs)
+
+
 def c_locale_key(path: Path) -> bytes:
     """Sort key giving the order `LC_ALL=C ls` gives: by the bytes of the name."""
     return os.fsencode(path.name)

@@ -100,7 +100,13 @@ class PackageRun:
         return self._distinfo
 
     def source_patches(self) -> list[Path]:
-        return patch_phase.series(self.recipe.patch_dir(self.layout.root), exclude=self.recipe.kernel_patches)
+        return self._split_series()[0]
+
+    def kernel_patches(self) -> list[Path]:
+        return self._split_series()[1]
+
+    def _split_series(self) -> tuple[list[Path], list[Path]]:
+        return patch_phase.split_series(self.recipe.patch_dir(self.layout.root), self.recipe.kernel_patches)
 
     def _step(self, phase: str, key: str, action, outputs: tuple[Path, ...] = (), still_good=None,
               stamp: str | None = None) -> bool:
@@ -256,8 +262,7 @@ class PackageRun:
                     self.ctx.options.kernel, self.layout, self.ctx.options.kernel_options,
                     offline=self.ctx.options.offline, log=self.logs / "kmod.log")
         target = self.ctx.kernel_target
-        kpatches = patch_phase.series(self.recipe.patch_dir(self.layout.root),
-                                      include=self.recipe.kernel_patches)
+        kpatches = self.kernel_patches()
         k_kmod = phase_key(k_build, target=target.manifest(),
                            patches={p.name: patch_sha1(p) for p in kpatches}, mppe=self.recipe.kernel_mppe,
                            mppe_sources=our_mppe_digest(self.layout.root) if self.recipe.kernel_mppe == "ours"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 
 import jinja2
@@ -21,6 +20,7 @@ from .errors import RecipeError
 from .fsutil import atomic_path
 from .layout import Layout
 from .package import file_mode
+from .patch import split_series
 from .pkglint import distfile_files, patch_target_problems
 from .plist import PlistEntry, parse_plist
 from .recipe import Recipe
@@ -213,10 +213,7 @@ def pkgname_expr(recipe: Recipe, distname: str) -> str:
 
 def patch_split(recipe: Recipe, root: Path) -> tuple[list[Path], list[Path]]:
     """(patches for WRKSRC, kernel-tree patches), each sorted by name."""
-    patch_dir = recipe.patch_dir(root)
-    patches = sorted(patch_dir.glob("patch-*")) if patch_dir.is_dir() else []
-    kernel = [p for p in patches if recipe.kernel_patches and fnmatch(p.name, recipe.kernel_patches)]
-    return [p for p in patches if p not in kernel], kernel
+    return split_series(recipe.patch_dir(root), recipe.kernel_patches)
 
 
 def plist_texts(recipe: Recipe, env: jinja2.Environment) -> dict[str, tuple[str, list[PlistEntry]]]:

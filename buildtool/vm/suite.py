@@ -140,7 +140,7 @@ def control_patches(layout: Layout) -> list[tuple[Path, list[str]]]:
 def _run_controls(args: argparse.Namespace, layout: Layout, results: Path) -> int:
     from .. import kmod, pipeline
     from ..distinfo import read_distinfo
-    from ..patch import series
+    from ..patch import split_series
     from ..recipe import load_all, select
 
     controls = control_patches(layout)
@@ -154,7 +154,7 @@ def _run_controls(args: argparse.Namespace, layout: Layout, results: Path) -> in
                                                       log=layout.work / "kernel" / "resolve.log")
     recipe = next(r for r in recipes if r.name == "ppp-mppe")
     distinfo = read_distinfo(recipe.distinfo_path)
-    kpatches = series(recipe.patch_dir(layout.root), include=recipe.kernel_patches)
+    kpatches = split_series(recipe.patch_dir(layout.root), recipe.kernel_patches)[1]
     rows = []
     for patch, expected in controls:
         dest = layout.pkg_work(recipe.name) / "controls" / patch.name

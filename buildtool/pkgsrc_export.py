@@ -17,6 +17,7 @@ import jinja2
 
 from .distinfo import format_distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
+from .extract import ARCHIVE_SUFFIXES, archive_suffix
 from .fsutil import atomic_path
 from .layout import Layout
 from .package import file_mode
@@ -26,7 +27,6 @@ from .plist import PlistEntry, parse_plist
 from .recipe import Recipe
 from .templating import render, template_env
 
-EXTRACT_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 # PLIST variables pkgsrc substitutes by itself (mk/bsd.prefs.mk and mk/plist/plist.mk).
 STANDARD_PLIST_VARS = frozenset({"PKGVERSION", "PKGBASE", "PKGNAME", "OPSYS", "LOWER_OPSYS", "MACHINE_ARCH",
                                  "MACHINE_GNU_ARCH", "OS_VERSION", "PKGMANDIR", "PKGLOCALEDIR"})
@@ -195,10 +195,10 @@ def example_files(recipe: Recipe) -> list[ExampleFile]:
 
 def split_distname(name: str) -> tuple[str, str]:
     """(DISTNAME, EXTRACT_SUFX) of a distfile name; the suffix is "" for pkgsrc's default .tar.gz."""
-    for suffix in EXTRACT_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)], "" if suffix == ".tar.gz" else suffix
-    raise RecipeError(f"distfile {name}: unknown archive suffix (known: {', '.join(EXTRACT_SUFFIXES)})")
+    suffix = archive_suffix(name)
+    if suffix is None:
+        raise RecipeError(f"distfile {name}: unknown archive suffix (known: {', '.join(ARCHIVE_SUFFIXES)})")
+    return name[: -len(suffix)], "" if suffix == ".tar.gz" else suffix
 
 
 def pkgname_expr(recipe: Recipe, distname: str) -> str:

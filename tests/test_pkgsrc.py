@@ -622,3 +622,29 @@ def test_export_splits_the_series_as_the_build_does(repo, tmp_path):
     written = {p.relative_to(tmp_path / "out").as_posix() for p in run_export(repo, tmp_path / "out")}
     assert {"net/a/files/kmod/patch-ca", "net/a/files/kmod/patch-ea"} <= written
     assert "net/a/patches/patch-ea" not in written
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".zip",
+                                    ".tar"])
+def test_export_takes_the_distfiles_the_build_extracts(suffix):
+    """One list of archive suffixes (issue 15): a distfile the build extracts is exported with its
+    EXTRACT_SUFX, and one the build cannot extract is refused by the export too (no package that pkgsrc
+    would build and we never tested)."""
+    from buildtool.errors import ExtractError
+    from buildtool.pkgsrc_export import split_distname
+
+    name = f"pkg-1.0{suffix}"
+    try:
+        extract_phase.open_mode(Path(name))
+        extracts = True
+    except ExtractError:
+        extracts = False
+    try:
+        distname, _ = split_distname(name)
+        exports = True
+    except RecipeError:
+        exports = False
+    assert extracts == exports, f"{name}: the build {'extracts' if extracts else 'refuses'} it, " \
+                                f"the export {'takes' if exports else 'refuses'} it"
+    if exports:
+        assert distname == "pkg-1.0"

@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 from .distinfo import patch_sha1
+from .patch import diff_targets, patch_targets
 
 REQUIRED_FILES = ("Makefile", "DESCR", "PLIST", "distinfo")
 # Makefile variables of the header paragraphs, in the order pkglint wants them.
@@ -79,7 +80,7 @@ def patch_problems(patch: Path) -> list[str]:
                         "before the diff")
     if any(line.startswith(("diff ", "Index:", "===")) for line in comment):
         problems.append(f"{patch}: the comment holds diff or VCS headers; keep only the explanation")
-    targets = [line[4:].split("\t")[0] for line in lines if line.startswith("+++ ")]
+    targets = diff_targets(lines)
     if len(targets) != 1:
         problems.append(f"{patch}: patches one file per patch as pkgdiff does, found {len(targets)}")
     for t in targets:
@@ -100,10 +101,6 @@ def check_patches(pkgdir: Path) -> list[str]:
                 continue
             problems += patch_problems(p)
     return problems
-
-
-def patch_targets(patch: Path) -> list[str]:
-    return [line[4:].split("\t")[0] for line in patch.read_text().splitlines() if line.startswith("+++ ")]
 
 
 def distfile_files(distfile: Path, wrksrc: str) -> set[str]:

@@ -21,7 +21,7 @@ from .extract import ARCHIVE_SUFFIXES, archive_suffix
 from .fsutil import atomic_path
 from .layout import Layout
 from .package import file_mode
-from .patch import split_series
+from .patch import patch_targets, split_series
 from .pkglint import distfile_files, patch_target_problems
 from .plist import PlistEntry, parse_plist
 from .recipe import Recipe
@@ -245,9 +245,8 @@ def _check_plist_vars(recipe: Recipe, entries: list[PlistEntry], subst: dict[str
 def _check_kmod_targets(recipe: Recipe, kmod: KmodPart, kernel_patches: list[Path]) -> None:
     """Every file a kernel patch touches must be among those copied from SYSDIR, or patch would prompt."""
     for p in kernel_patches:
-        for line in p.read_text().splitlines():
-            target = line[4:].split("\t")[0] if line.startswith("+++ ") else None
-            if target is not None and target not in kmod.copy:
+        for target in patch_targets(p):
+            if target not in kmod.copy:
                 raise RecipeError(f"{recipe.toml_path}: {p.name} patches {target}, which is not in "
                                   "'pkgsrc.kmod.copy' (the kernel files copied from SYSDIR)")
 

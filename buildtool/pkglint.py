@@ -11,7 +11,7 @@ import shlex
 import tarfile
 from pathlib import Path
 
-from .distinfo import patch_sha1
+from .distinfo import DISTFILE_LINES, parse_line, patch_sha1
 from .patch import diff_targets, patch_targets
 
 REQUIRED_FILES = ("Makefile", "DESCR", "PLIST", "distinfo")
@@ -128,16 +128,16 @@ def check_distinfo(pkgdir: Path) -> list[str]:
     recorded: dict[str, str] = {}
     per_file: dict[str, list[str]] = {}
     for line in distinfo.read_text().splitlines()[2:]:
-        m = re.fullmatch(r"(\w+) \(([^)]+)\) = (.+)", line)
-        if not m:
+        parsed = parse_line(line)
+        if parsed is None:
             problems.append(f"{distinfo}: not a distinfo line: {line!r}")
-        elif m[1] == "SHA1" and m[2].startswith("patch-"):
-            recorded[m[2]] = m[3]
+        elif parsed.is_patch:
+            recorded[parsed.name] = parsed.value
         else:
-            per_file.setdefault(m[2], []).append(m[1])
+            per_file.setdefault(parsed.name, []).append(parsed.alg)
     for name, algs in per_file.items():
-        if algs != ["BLAKE2s", "SHA512", "Size"]:
-            problems.append(f"{distinfo}: {name} has {algs}, pkgsrc writes BLAKE2s, SHA512, Size")
+        if algs != list(DISTFILE_LINES):
+            problems.append(f"{distinfo}: {name} has {algs}, pkgsrc writes {', '.join(DISTFILE_LINES)}")
     patch_dir = pkgdir / "patches"
     patches = {p.name: p for p in sorted(patch_dir.glob("patch-*"))} if patch_dir.is_dir() else {}
     if list(recorded) != sorted(recorded):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from .distinfo import format_distinfo, patch_sha1, read_distinfo, verify_distfile
+from .distinfo import DISTFILE_ALGORITHMS, format_distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
 from .extract import ARCHIVE_SUFFIXES, archive_suffix
 from .fsutil import atomic_path
@@ -255,7 +255,7 @@ def _distinfo_text(recipe: Recipe, patches: list[Path]) -> str:
     info = read_distinfo(recipe.distinfo_path)
     sums = [info.distfile(d.name) for d in recipe.distfiles]
     for s in sums:
-        missing = [alg for alg in ("BLAKE2s", "SHA512") if alg not in s.hashes]
+        missing = [alg for alg in DISTFILE_ALGORITHMS if alg not in s.hashes]
         if missing:
             raise RecipeError(f"{recipe.distinfo_path}: {s.name} has no {' or '.join(missing)} line "
                               f"(run: buildtool makesum {recipe.name})")

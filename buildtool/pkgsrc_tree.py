@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .distinfo import DISTFILE_ALGORITHMS
 from .errors import BuildError
 from .fsutil import atomic_path, file_digest
 from .runlog import capture, run
@@ -50,7 +51,7 @@ USE_BUILTIN.openssl=	yes
 # builtin.mk's awk looks for a hex OPENSSL_VERSION_NUMBER, which OpenSSL 3's opensslv.h no longer has
 BUILTIN_PKG.openssl!=	awk '/define OPENSSL_VERSION_STR/ \\
 			{{ gsub("\\"", "", $$NF); print "openssl-" $$NF }}' /usr/include/openssl/opensslv.h
-_DIGEST_ALGORITHMS=	BLAKE2s SHA512
+_DIGEST_ALGORITHMS=	{algorithms}
 TOOLS_PLATFORM.digest=	{digest}
 ALLOW_VULNERABLE_PACKAGES=	yes
 """
@@ -197,7 +198,7 @@ def configure(tree: PkgsrcTree, out) -> None:
     if mark in text:
         text = text[: text.index(mark)].rstrip("\n") + "\n"
     with atomic_path(tree.mk_conf) as tmp:
-        tmp.write_text(text + MK_CONF.format(digest=wrapper))
+        tmp.write_text(text + MK_CONF.format(digest=wrapper, algorithms=' '.join(DISTFILE_ALGORITHMS)))
     with atomic_path(tree.configured_marker) as tmp:
         tmp.write_text("configured\n")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .distinfo import DISTFILE_LINES, parse_line, patch_sha1
 from .patch import diff_targets, patch_targets
+from .plist import plist_lines, split_guard
 
 REQUIRED_FILES = ("Makefile", "DESCR", "PLIST", "distinfo")
 # Makefile variables of the header paragraphs, in the order pkglint wants them.
@@ -22,7 +23,6 @@ REQUIRED_VARS = ("DISTNAME", "CATEGORIES", "MASTER_SITES", "MAINTAINER", "HOMEPA
 # Idioms too new for the pkgsrc trees this package must still work in.
 TOO_NEW = ("USE_CC_FEATURES", "USE_CXX_FEATURES", "FORCE_C_STD", "FORCE_CXX_STD", "SUBST_NOOP_OK")
 _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_.+-]*?)\s*[+?:!]?=")
-_PLIST_GUARD = re.compile(r"^\$\{PLIST\.[^}]+\}")
 # The install macros of pkgsrc's mk/ (each `${INSTALL} -c -o ... -m ...`) and the options taking a value.
 INSTALL_MACROS = ("${INSTALL_DATA}", "${INSTALL_SCRIPT}", "${INSTALL_PROGRAM}", "${INSTALL_MAN}",
                   "${INSTALL_LIB}")
@@ -154,7 +154,7 @@ def check_distinfo(pkgdir: Path) -> list[str]:
 
 def plist_paths(path: Path) -> list[str]:
     """A PLIST's entries as written (with ${PLIST.x} guards), comments dropped."""
-    return [line for line in path.read_text().splitlines() if line and not line.startswith("@comment")]
+    return [line for _, line in plist_lines(path)]
 
 
 def check_plists(pkgdir: Path) -> list[str]:
@@ -162,7 +162,7 @@ def check_plists(pkgdir: Path) -> list[str]:
     seen: dict[str, Path] = {}
     for path in sorted(pkgdir.glob("PLIST*")):
         entries = plist_paths(path)
-        keys = [_PLIST_GUARD.sub("", e) for e in entries]
+        keys = [split_guard(e)[1] for e in entries]
         if keys != sorted(keys):
             problems.append(f"{path}: entries are not sorted")
         for e, key in zip(entries, keys, strict=True):
@@ -223,7 +223,7 @@ def check_installed(pkgdir: Path) -> list[str]:
     """Every PLIST file under share/examples/ (where upstream's install never writes) is installed by an
     install line, and every file an install line names (without variables) is in a PLIST."""
     installed, problems = installed_by_makefile(pkgdir)
-    listed = {_PLIST_GUARD.sub("", e) for path in sorted(pkgdir.glob("PLIST*")) for e in plist_paths(path)}
+    listed = {split_guard(e)[1] for path in sorted(pkgdir.glob("PLIST*")) for e in plist_paths(path)}
     for entry in sorted(listed):
         if entry.startswith(PACKAGE_ONLY_DIRS) and entry not in installed:
             problems.append(f"{pkgdir}: the PLIST lists {entry}, which no install line of the Makefile "

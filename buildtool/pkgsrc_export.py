@@ -77,10 +77,6 @@ class ExampleFile:
         return f"{self.dest_dir}/{Path(self.source).name}"
 
 
-def pkgpath(recipe: Recipe) -> str:
-    return f"{(recipe.categories or ['net'])[0]}/{recipe.name}"
-
-
 def exported_recipes(recipes: dict[str, Recipe], layout: Layout) -> list[Recipe]:
     """The products: packaged recipes at the top of the repository (deps/ are build or test helpers)."""
     return [r for _, r in sorted(recipes.items())
@@ -264,7 +260,7 @@ def _distinfo_text(recipe: Recipe, patches: list[Path]) -> str:
 
 def _buildlink3_users(recipe: Recipe, products: list[Recipe]) -> bool:
     """Does another exported package include this one's buildlink3.mk?"""
-    wanted = pkgpath(recipe)
+    wanted = recipe.pkgpath
     for other in products:
         paths = list(other.pkgsrc.get("buildlink3", []))
         paths += [p for o in pkgsrc_options(other) for p in o.buildlink3]
@@ -330,7 +326,7 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
             kmod_patches=[f"${{FILESDIR}}/kmod/{p.name}" for p in kernel_patches])
     if _buildlink3_users(recipe, products):
         files["buildlink3.mk"] = render(
-            env, "buildlink3.mk.j2", name=recipe.name, version=recipe.version, pkgpath=pkgpath(recipe),
+            env, "buildlink3.mk.j2", name=recipe.name, version=recipe.version, pkgpath=recipe.pkgpath,
             guard=re.sub(r"[^A-Z0-9]", "_", recipe.name.upper()) + "_BUILDLINK3_MK")
     for p in patches:
         files[f"patches/{p.name}"] = p.read_bytes()
@@ -382,7 +378,7 @@ def export(recipes: dict[str, Recipe], layout: Layout, dest: Path) -> list[Path]
     products = exported_recipes(recipes, layout)
     if not products:
         raise RecipeError(f"{layout.root}: no packaged top-level recipes to export")
-    rendered = {pkgpath(r): render_package(r, products, layout.root) for r in products}
+    rendered = {r.pkgpath: render_package(r, products, layout.root) for r in products}
     for r in products:
         check_patch_targets(r, layout.root, layout.distdir)
     written = []

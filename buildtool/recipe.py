@@ -142,6 +142,11 @@ class Recipe:
         return f"{self.name}-{self.version}"
 
     @property
+    def pkgpath(self) -> str:
+        """PKGPATH: <first category>/<name>, where pkgsrc keeps the package (net/ppp-mppe)."""
+        return f"{(self.categories or ['net'])[0]}/{self.name}"
+
+    @property
     def toml_path(self) -> Path:
         return self.dir / "recipe.toml"
 

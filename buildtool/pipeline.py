@@ -8,7 +8,6 @@ resumes at the first phase whose stamp is missing or stale.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from . import package as package_phase
 from . import patch as patch_phase
 from .distinfo import Distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
-from .fsutil import atomic_path, file_digest
+from .fsutil import atomic_path, file_digest, file_lock
 from .layout import Layout
 from .recipe import Recipe
 from .runlog import Summary, kill_leftover_groups
@@ -351,13 +350,7 @@ def work_tree_lock(work: Path, out=None) -> Iterator[None]:
     Whoever holds the lock owns the tree: it first kills the process groups a killed earlier run left
     running in it (a `make` of a run killed with -9 must not write beside ours).
     """
-    work.mkdir(parents=True, exist_ok=True)
-    with open(work / ".lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another buildtool run in {work} to finish ...", file=out or sys.stderr,
-                  flush=True)
-            fcntl.flock(f, fcntl.LOCK_EX)
+    with file_lock(work / ".lock", waiting=f"waiting for another buildtool run in {work} to finish ...",
+                   out=out):
         kill_leftover_groups(work, out=out)
         yield

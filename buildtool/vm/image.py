@@ -24,8 +24,6 @@ Where the guest's programs come from:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import lzma
 import os
@@ -35,13 +33,12 @@ import subprocess
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ExtractError, HarnessError, HostToolError
 from ..extract import extract_members
-from ..fsutil import file_digest, text_digest
+from ..fsutil import file_digest, file_lock, text_digest
 from ..layout import PREFIX, Layout
 from ..templating import render, template_env
 from .guest import LinuxGuest
@@ -199,7 +196,7 @@ def build_image(inputs: ImageInputs, layout: Layout, offline: bool = False) -> I
     key = image_key(inputs, deb_files)
     dest = layout.cache / "vm" / key
     initrd = dest / "initrd.cpio"
-    with _lock(layout.cache / "vm" / ".lock"):
+    with file_lock(layout.cache / "vm" / ".lock"):
         remove_stale_scratch(dest.parent)
         if not (dest / "manifest.json").exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -531,13 +528,3 @@ def _gcc_version() -> str:
     except (OSError, IndexError):
         return ""
 
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

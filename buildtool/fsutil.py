@@ -53,12 +53,14 @@ def _umask() -> int:
     return mask
 
 
-def write_if_changed(dest: Path, text: str, mode: int | None = None) -> bool:
-    """Write `text` to `dest` atomically unless it already holds exactly that; return True if written."""
-    if dest.exists() and dest.read_text() == text:
+def write_if_changed(dest: Path, data: str | bytes, mode: int | None = None) -> bool:
+    """Write `data` (text or bytes) to `dest` atomically unless it already holds exactly that; return True
+    if written."""
+    raw = data.encode() if isinstance(data, str) else data
+    if dest.is_file() and dest.read_bytes() == raw:
         return False
     with atomic_path(dest) as tmp:
-        tmp.write_text(text)
+        tmp.write_bytes(raw)
         if mode is not None:
             tmp.chmod(mode)
     return True

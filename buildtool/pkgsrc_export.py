@@ -18,7 +18,7 @@ import jinja2
 from .distinfo import DISTFILE_ALGORITHMS, format_distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
 from .extract import ARCHIVE_SUFFIXES, archive_suffix
-from .fsutil import atomic_path
+from .fsutil import write_if_changed
 from .layout import Layout
 from .package import file_mode
 from .patch import patch_targets, split_series
@@ -337,15 +337,6 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
     return {name: (data.encode() if isinstance(data, str) else data) for name, data in files.items()}
 
 
-def _write(path: Path, data: bytes) -> bool:
-    if path.exists() and path.read_bytes() == data:
-        return False
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-        tmp.chmod(0o644)
-    return True
-
-
 def _remove_stale(pkgdir: Path, keep: set[str]) -> None:
     """Delete files a previous export wrote that this one does not (a renamed patch, a dropped MESSAGE)."""
     for p in sorted(pkgdir.rglob("*"), reverse=True):
@@ -385,7 +376,7 @@ def export(recipes: dict[str, Recipe], layout: Layout, dest: Path) -> list[Path]
     for path, files in rendered.items():
         pkgdir = dest / path
         for name, data in sorted(files.items()):
-            _write(pkgdir / name, data)
+            write_if_changed(pkgdir / name, data, mode=0o644)
             written.append(pkgdir / name)
         _remove_stale(pkgdir, set(files))
     return written

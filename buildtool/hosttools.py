@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 from .errors import HostToolError
 
@@ -30,6 +31,21 @@ TOOL_PACKAGES: dict[str, str] = {
     "objcopy": "binutils",
     "file": "file",
 }
+
+
+def version_line(program: str, timeout: float = 60.0) -> str | None:
+    """The first line `program --version` prints, or None when it cannot be run or prints nothing."""
+    try:
+        out = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.splitlines()[0] if out.strip() else None
+
+
+def toolchain_id(cc: str = "cc") -> str:
+    """The compiler identity cache keys depend on (a compiler upgrade rebuilds what it compiled)."""
+    return version_line(cc) or "unknown"
 
 
 def require(*programs: str) -> None:

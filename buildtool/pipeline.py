@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from . import build as build_phase
 from . import extract as extract_phase
 from . import fetch as fetch_phase
+from . import hosttools
 from . import package as package_phase
 from . import patch as patch_phase
 from .distinfo import Distinfo, patch_sha1, read_distinfo, verify_distfile
@@ -55,15 +55,6 @@ class Context:
     out: object = None  # where progress lines go (None: the current sys.stderr)
     kernel_target: object | None = None  # resolved once per run (kmod.KernelTarget)
     recipes: dict[str, Recipe] = field(default_factory=dict)  # this run's recipes by name (for @pkgdep)
-
-
-def toolchain_id() -> str:
-    """The compiler identity that build keys depend on (a gcc upgrade rebuilds)."""
-    try:
-        return subprocess.run(["cc", "--version"], capture_output=True, text=True,
-                              timeout=60).stdout.splitlines()[0]
-    except (OSError, IndexError):
-        return "unknown"
 
 
 def newest_mtime(tree: Path) -> int:
@@ -172,7 +163,7 @@ class PackageRun:
         dep_keys = {d: self.ctx.keys.get((d, "build"), "") for d in self.recipe.depends}
         k_build = phase_key(k_patch, build=[self.recipe.env, self.recipe.configure, self.recipe.build,
                                             self.recipe.install, self.recipe.smoke],
-                            deps=dep_keys, toolchain=toolchain_id())
+                            deps=dep_keys, toolchain=hosttools.toolchain_id())
         if not self.stamps.is_current("build", k_build) and not opts.dry_run:
             # make compares only mtimes: objects of a build with other inputs must not be reused, while a
             # killed build of the same inputs resumes in its tree

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import hosttools
 from ..errors import KernelError, PatchError, PhaseError
 from ..fsutil import atomic_path, file_digest, file_lock, text_digest
 from ..patch import check_header, run_patch, series
@@ -103,14 +104,12 @@ def patch_dir(repo: Path, part: str) -> Path:
 def tool_versions() -> str:
     """First line of each toolchain program's version: a compiler update changes the kernel."""
     lines = []
-    for argv in (["clang", "--version"], ["ld.lld", "--version"]):
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise KernelError(f"cannot run `{' '.join(argv)}` ({e}); the NetBSD kernel is built with "
-                              f"Debian's clang and lld: apt-get install clang lld llvm (scripts/setup does)"
-                              ) from None
-        lines.append((proc.stdout.splitlines() or ["?"])[0])
+    for program in ("clang", "ld.lld"):
+        if shutil.which(program) is None:
+            raise KernelError(f"cannot run `{program} --version` (not found); the NetBSD kernel is built "
+                              f"with Debian's clang and lld: apt-get install clang lld llvm "
+                              f"(scripts/setup does)")
+        lines.append(hosttools.version_line(program, timeout=30) or "?")
     return "\n".join(lines)
 
 

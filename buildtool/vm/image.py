@@ -36,6 +36,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import hosttools
 from ..errors import ExtractError, HarnessError, HostToolError
 from ..extract import extract_members
 from ..fsutil import file_digest, file_lock, text_digest
@@ -177,7 +178,7 @@ def image_key(inputs: ImageInputs, debs: list[Path]) -> str:
         "contents": repr(inputs.contents),
         "busybox": file_digest(BUSYBOX, "sha256") if BUSYBOX.exists() else "",
         "config": repr(inputs.config),
-        "gcc": _gcc_version(),
+        "gcc": hosttools.toolchain_id("gcc"),
     }
     return text_digest(json.dumps(parts, sort_keys=True))[:24]
 
@@ -519,12 +520,4 @@ def _check(cmd: list[str], what: str) -> str:
         raise HarnessError(f"{what} failed (exit status {proc.returncode}): {' '.join(cmd)}\n"
                            f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
     return proc.stdout
-
-
-def _gcc_version() -> str:
-    try:
-        return subprocess.run(["gcc", "--version"], capture_output=True, text=True,
-                              timeout=60).stdout.splitlines()[0]
-    except (OSError, IndexError):
-        return ""
 

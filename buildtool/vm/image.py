@@ -185,12 +185,10 @@ def image_key(inputs: ImageInputs, debs: list[Path]) -> str:
 
 def build_image(inputs: ImageInputs, layout: Layout, offline: bool = False) -> Image:
     """The cached image for `inputs`, built first if needed."""
-    for prog, pkg in (("cpio", "cpio"), ("gcc", "gcc"), ("dpkg-deb", "dpkg"), ("depmod", "kmod"),
-                      ("modinfo", "kmod"), ("ldd", "libc-bin")):
-        if shutil.which(prog) is None and not Path("/sbin", prog).exists():
-            raise HostToolError(f"the guest image builder needs {prog}: apt-get install {pkg}")
+    hosttools.require("cpio", "gcc", "dpkg-deb", "depmod", "modinfo", "ldd")
     if not BUSYBOX.exists():
-        raise HostToolError("the guest image needs busybox-static: apt-get install busybox-static")
+        package = hosttools.package_of("busybox")
+        raise HostToolError(f"the guest image needs {package}: apt-get install {package}")
     log = layout.cache / "vm" / "image.log"
     debs = GuestDebs(layout, inputs.contents.debs, offline=offline, log=log)
     deb_files = debs.fetch()

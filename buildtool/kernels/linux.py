@@ -28,11 +28,11 @@ from ..distinfo import Distinfo, patch_sha1
 from ..errors import FetchError, HostToolError, KernelError
 from ..extract import ARCHIVE_SUFFIXES, DECOMPRESS_COMMANDS, archive_suffix
 from ..fsutil import atomic_path, text_digest, write_if_changed
-from ..kmod import KernelTarget, read_cached_manifest
 from ..recipe import Recipe
 from ..runlog import run
 from ..templating import render, template_env
-from . import KernelFamily, Profile
+from .base import KernelFamily, KernelTarget, read_cached_manifest
+from .profiles import Profile
 
 # Members of the kernel source the modules need, relative to the tree root. Makefile only gives the upstream
 # version (checked against the headers'); ppp-comp.h is identical in linux-headers-<abi>-common, where it is

@@ -21,14 +21,12 @@ Settings come from the environment so that `buildtool test` (which runs pytest i
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from figures import Figures, results_dir
 
 from buildtool.vm.guest import Guest, LinuxGuest
 from buildtool.vm.image import BASE_CONTENTS, Image, build_image
@@ -40,24 +38,8 @@ from buildtool.vm.topology import SingleGuest, TwoGuests
 _STARTED = time.monotonic()
 
 
-@dataclass
-class Figures:
-    """Benchmark figures of the session: printed at the end and written to <results>/figures.json."""
-
-    path: Path
-    values: dict[str, object] = field(default_factory=dict)
-
-    def record(self, name: str, value: object) -> None:
-        self.values[name] = value
-        print(f"figure: {name} = {value}", file=sys.stderr)
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.values, indent=2, sort_keys=True) + "\n")
-
-
 def _results() -> Path:
-    return Path(os.environ.get("BUILDTOOL_VM_RESULTS", "results")).resolve()
+    return results_dir()
 
 
 _FIGURES = Figures(_results() / "figures.json")

@@ -300,7 +300,7 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
     files: dict[str, str | bytes] = {
         "Makefile": render(
             env, "Makefile.j2", distname=distname, pkgname_expr=pkgname_expr(recipe, distname),
-            categories=recipe.categories or ["net"], master_sites=recipe.distfiles[0].sites,
+            categories=recipe.pkgsrc_categories, master_sites=recipe.distfiles[0].sites,
             extract_sufx=sufx,
             maintainer=recipe.maintainer, homepage=recipe.homepage, comment=recipe.comment,
             license=recipe.license, wrksrc="" if recipe.wrksrc == distname else recipe.wrksrc,

@@ -142,9 +142,14 @@ class Recipe:
         return f"{self.name}-{self.version}"
 
     @property
+    def pkgsrc_categories(self) -> list[str]:
+        """CATEGORIES as the pkgsrc Makefile sets them (net when the recipe names none)."""
+        return self.categories or ["net"]
+
+    @property
     def pkgpath(self) -> str:
         """PKGPATH: <first category>/<name>, where pkgsrc keeps the package (net/ppp-mppe)."""
-        return f"{(self.categories or ['net'])[0]}/{self.name}"
+        return f"{self.pkgsrc_categories[0]}/{self.name}"
 
     @property
     def toml_path(self) -> Path:

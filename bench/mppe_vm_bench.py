@@ -25,25 +25,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from buildtool import kmod, pipeline  # noqa: E402
 from buildtool.layout import Layout  # noqa: E402
-from buildtool.recipe import load_all, select  # noqa: E402
 from buildtool.vm.guest import Guest, LinuxGuest  # noqa: E402
-from buildtool.vm.image import ImageInputs, build_image  # noqa: E402
+from buildtool.vm.image import build_image  # noqa: E402
 from buildtool.vm.qemu import QemuTcg  # noqa: E402
+from buildtool.vm.suite import prepare_guest_build  # noqa: E402
 from buildtool.vm.topology import IPERF3, SingleGuest, use_mppe  # noqa: E402
 
 
 def boot_guest(layout: Layout, profile: str, results: Path) -> Guest:
-    recipes = select(load_all(layout.root), [])
-    ctx = pipeline.Context(layout=layout, options=pipeline.Options(
-        jobs=os.cpu_count() or 2, offline=False, kernel=profile, through="package", progress=False))
-    pipeline.run(ctx, recipes)
-    target = ctx.kernel_target or kmod.resolve_target(profile, layout, {}, offline=False,
-                                                      log=layout.work / "kernel" / "resolve.log")
-    image = build_image(ImageInputs(
-        release=target.release, vmlinuz=target.vmlinuz, modules_root=target.modules_root,
-        packages=tuple(layout.packages_all / f"{r.pkgname}.tgz" for r in recipes if r.packaged)), layout)
+    build = prepare_guest_build(layout, profile, jobs=os.cpu_count() or 2, offline=False)
+    image = build_image(build.image_inputs(), layout)
     guest = Guest(name="bench", os=LinuxGuest(), vmm=QemuTcg(), kernel=image.kernel, initrd=image.initrd,
                   log_dir=results / "console", release=image.release)
     guest.boot()

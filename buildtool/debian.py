@@ -12,7 +12,6 @@ Only single files are fetched (`apt-helper download-file` with the archive's SHA
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import pwd
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FetchError, HostToolError
-from .fsutil import atomic_path, file_digest, write_if_changed
+from .fsutil import atomic_path, file_digest, file_lock, write_if_changed
 from .runlog import capture, heartbeat
 from .templating import template_env
 
@@ -451,15 +450,8 @@ class AptArchive:
         if not self._configured:
             self.ensure_updated()
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+    def _lock(self):
+        return file_lock(self.root / ".lock")
 
     def _apt(self, cmd: list[str], *, cwd: Path | None = None, check: bool = True,
              what: str = "", timeout: float = APT_TIMEOUT, progress=None) -> subprocess.CompletedProcess:

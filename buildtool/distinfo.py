@@ -23,9 +23,30 @@ from pathlib import Path
 from .errors import ChecksumError, RecipeError
 from .fsutil import file_digest, write_if_changed
 
-DISTFILE_ALGORITHMS = ("BLAKE2s", "SHA512")
+DISTFILE_ALGORITHMS = ("BLAKE2s", "SHA512")  # the hashes of a distfile, in the order pkgsrc writes them
+DISTFILE_LINES = (*DISTFILE_ALGORITHMS, "Size")  # a distfile's lines, in order
 _HASHLIB_NAME = {"BLAKE2s": "blake2s", "SHA512": "sha512", "SHA1": "sha1", "SHA256": "sha256"}
 _LINE = re.compile(r"^(?P<alg>[A-Za-z0-9]+) \((?P<name>[^)]+)\) = (?P<value>.+)$")
+
+
+@dataclass(frozen=True)
+class DistinfoLine:
+    """One `ALG (name) = value` line."""
+
+    alg: str
+    name: str
+    value: str
+
+    @property
+    def is_patch(self) -> bool:
+        """A patch's SHA1 (pkgsrc's `makepatchsum`), not one of a distfile's lines."""
+        return self.alg == "SHA1" and self.name.startswith("patch-")
+
+
+def parse_line(line: str) -> DistinfoLine | None:
+    """The line's parts, or None when it is not an `ALG (name) = value` line."""
+    m = _LINE.match(line)
+    return DistinfoLine(m["alg"], m["name"], m["value"]) if m else None
 
 
 @dataclass
@@ -66,10 +87,10 @@ def read_distinfo(path: Path) -> Distinfo:
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip() or line.startswith("$NetBSD"):
             continue
-        m = _LINE.match(line)
-        if not m:
+        parsed = parse_line(line)
+        if parsed is None:
             raise RecipeError(f"{path}:{lineno}: not a distinfo line: {line!r}")
-        alg, name, value = m["alg"], m["name"], m["value"]
+        alg, name, value = parsed.alg, parsed.name, parsed.value
         if alg == "Size":
             size = re.fullmatch(r"(\d+) bytes", value.strip())
             if not size:
@@ -77,7 +98,7 @@ def read_distinfo(path: Path) -> Distinfo:
                                   f"such as '716165 bytes', got {value!r}; fix the line or regenerate it "
                                   f"with: buildtool makesum {path.parent.name}")
             sizes[name] = int(size[1])
-        elif alg == "SHA1" and name.startswith("patch-"):
+        elif parsed.is_patch:
             info.patches[name] = value.lower()
         else:
             entry = info.distfiles.setdefault(name, DistfileSum(name, -1, {}))

@@ -26,13 +26,22 @@ from pathlib import Path
 
 from .errors import DISK_ERRNOS, ExtractError, disk_error
 
-# archive suffix -> tarfile open mode; the suffix must tell the truth about the compression
-OPEN_MODES: dict[str, str] = {
-    ".tar.gz": "r:gz",
-    ".tgz": "r:gz",
-    ".tar.xz": "r:xz",
-    ".tar.bz2": "r:bz2",
-    ".tbz2": "r:bz2",
+# archive suffix -> compression; the suffix must tell the truth about the compression. The one list of the
+# archives buildtool handles: the extract phase opens them, the pkgsrc export names them in EXTRACT_SUFX,
+# kernel sources are streamed through DECOMPRESS_COMMANDS.
+ARCHIVE_SUFFIXES: dict[str, str] = {
+    ".tar.gz": "gz",
+    ".tgz": "gz",
+    ".tar.xz": "xz",
+    ".txz": "xz",
+    ".tar.bz2": "bz2",
+    ".tbz2": "bz2",
+}
+# compression -> the command writing the decompressed stream to stdout
+DECOMPRESS_COMMANDS: dict[str, list[str]] = {
+    "gz": ["gzip", "-dc"],
+    "xz": ["xz", "-dc"],
+    "bz2": ["bzip2", "-dc"],
 }
 
 # tarfile's extraction filters arrived in Python 3.11.4; before that our own checks stand alone
@@ -43,7 +52,7 @@ _FILTER_ERROR = getattr(tarfile, "FilterError", ())  # absent before 3.11.4: not
 
 
 def extract(archive: Path, dest: Path) -> None:
-    """Extract a .tar.gz/.tar.xz/.tar.bz2 into dest, refusing members that would land outside it."""
+    """Extract an archive of ARCHIVE_SUFFIXES into dest, refusing members that would land outside it."""
     mode = open_mode(archive)
     if not archive.is_file():
         raise ExtractError(f"{archive}: archive not found; run `buildtool fetch` first")
@@ -57,13 +66,18 @@ def extract(archive: Path, dest: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def archive_suffix(name: str) -> str | None:
+    """The suffix of ARCHIVE_SUFFIXES `name` ends with, or None."""
+    return next((s for s in ARCHIVE_SUFFIXES if name.endswith(s)), None)
+
+
 def open_mode(archive: Path) -> str:
-    for suffix, mode in OPEN_MODES.items():
-        if archive.name.endswith(suffix):
-            return mode
-    raise ExtractError(
-        f"{archive}: unknown archive type; buildtool extracts {', '.join(OPEN_MODES)}.\n"
-        f"Check the distfile name in the recipe.")
+    suffix = archive_suffix(archive.name)
+    if suffix is None:
+        raise ExtractError(
+            f"{archive}: unknown archive type; buildtool extracts {', '.join(ARCHIVE_SUFFIXES)}.\n"
+            f"Check the distfile name in the recipe.")
+    return f"r:{ARCHIVE_SUFFIXES[suffix]}"
 
 
 def unpack(archive: Path, mode: str, scratch: Path) -> None:

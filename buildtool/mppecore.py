@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from buildtool import hosttools
 from buildtool.errors import HostToolError, PhaseError
 from buildtool.fsutil import text_digest
 from buildtool.layout import default_cache
@@ -72,8 +73,7 @@ def _compiler_version(cc: str) -> str:
     if shutil.which(cc) is None:
         raise HostToolError(f"compiler {cc!r} not found; install it with: sudo apt-get install "
                             f"{'clang libclang-rt-14-dev' if 'clang' in cc else 'gcc'} (or run make setup)")
-    out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30, check=False)
-    return out.stdout.splitlines()[0] if out.stdout else cc
+    return hosttools.version_line(cc, timeout=30) or cc
 
 
 def build_key(root: Path, spec: NativeBuild) -> str:

@@ -124,7 +124,7 @@ def default_build_info(recipe: Recipe, kernel: str,
         "MACHINE_ARCH": machine_arch(),
         "OPSYS": opsys(target_kernel),
         "OS_VERSION": os_version(target_kernel),
-        "PKGPATH": f"{(recipe.categories or ['net'])[0]}/{recipe.name}",
+        "PKGPATH": recipe.pkgpath,
         "PKGTOOLS_VERSION": PKGTOOLS_VERSION,
     }
 

@@ -56,6 +56,14 @@ def series(patch_dir: Path, include: str = "", exclude: str = "") -> list[Path]:
     return [p for p in patches if _selected(p.name, include, exclude)]
 
 
+def split_series(patch_dir: Path, kernel_globs: str) -> tuple[list[Path], list[Path]]:
+    """(patches for the source tree, patches for the kernel tree): the series split by the recipe's [kmod]
+    profile_patches globs. The build and the pkgsrc export both split it here, so they cannot disagree."""
+    if not kernel_globs.split():
+        return series(patch_dir), []
+    return series(patch_dir, exclude=kernel_globs), series(patch_dir, include=kernel_globs)
+
+
 def c_locale_key(path: Path) -> bytes:
     """Sort key giving the order `LC_ALL=C ls` gives: by the bytes of the name."""
     return os.fsencode(path.name)
@@ -103,25 +111,36 @@ def check_header(path: Path) -> None:
             f"`$NetBSD$` line and the diff (then run `buildtool makepatchsum`)")
 
 
+def header_name(line: str) -> str:
+    """The file a `--- ` or `+++ ` header line names: up to the tab before a timestamp, trimmed."""
+    return line[4:].split("\t")[0].strip()
+
+
+def diff_targets(lines: list[str]) -> list[str]:
+    """The files a unified diff patches (its `+++` names), in order."""
+    return [header_name(line) for line in lines if line.startswith("+++ ")]
+
+
+def patch_targets(path: Path) -> list[str]:
+    """The files a patch file patches."""
+    return diff_targets(path.read_text(errors="replace").splitlines())
+
+
 def hunk_lines(path: Path) -> dict[str, list[int]]:
     """For each file a patch touches (under its old and new names): the patch line of each hunk."""
     found: dict[str, list[int]] = {}
     names: list[str] = []
     for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if line.startswith("--- "):
-            names = [_header_name(line)]
+            names = [header_name(line)]
         elif line.startswith("+++ "):
-            names.append(_header_name(line))
+            names.append(header_name(line))
             for n in names:
                 found.setdefault(n, [])
         elif line.startswith("@@ ") and names:
             for n in names:
                 found[n].append(lineno)
     return found
-
-
-def _header_name(line: str) -> str:
-    return line[4:].split("\t")[0].strip()
 
 
 # --- reading GNU patch's output ---------------------------------------------------------------------------
@@ -137,7 +156,7 @@ class Problem:
 _FILE = re.compile(r"^(?:checking|patching) file (.+)$")
 _HUNK_FAILED = re.compile(r"^Hunk #(\d+) FAILED at (\d+)")
 _NOT_FOUND = re.compile(r"^can't find file to patch at input line (\d+)")
-_QUOTED_HEADER = re.compile(r"^\|(?:\+\+\+|---) (.+)$")
+_QUOTED_HEADER = re.compile(r"^\|((?:\+\+\+|---) .+)$")
 _DANGEROUS = re.compile(r"^Ignoring potentially dangerous file name (.+)$")
 _NOT_REGULAR = re.compile(r"^File (.+) is not a regular file")
 _FATAL = re.compile(r"^patch: \*\*\*\* (.+)$")
@@ -159,7 +178,7 @@ def parse_problems(output: str) -> list[Problem]:
             problems.append(missing)
         elif missing is not None and (m := _QUOTED_HEADER.match(line)):
             # prefer the +++ name, which comes second
-            missing.file = m[1].split("\t")[0].strip()
+            missing.file = header_name(m[1])
         elif m := _DANGEROUS.match(line):
             problems.append(Problem(_unquote(m[1]), "potentially dangerous file name refused"))
         elif m := _NOT_REGULAR.match(line):

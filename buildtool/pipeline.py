@@ -8,10 +8,8 @@ resumes at the first phase whose stamp is missing or stale.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,11 +18,12 @@ from pathlib import Path
 from . import build as build_phase
 from . import extract as extract_phase
 from . import fetch as fetch_phase
+from . import hosttools
 from . import package as package_phase
 from . import patch as patch_phase
 from .distinfo import Distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
-from .fsutil import atomic_path, file_digest
+from .fsutil import atomic_path, file_digest, file_lock
 from .layout import Layout
 from .recipe import Recipe
 from .runlog import Summary, kill_leftover_groups
@@ -56,15 +55,6 @@ class Context:
     out: object = None  # where progress lines go (None: the current sys.stderr)
     kernel_target: object | None = None  # resolved once per run (kmod.KernelTarget)
     recipes: dict[str, Recipe] = field(default_factory=dict)  # this run's recipes by name (for @pkgdep)
-
-
-def toolchain_id() -> str:
-    """The compiler identity that build keys depend on (a gcc upgrade rebuilds)."""
-    try:
-        return subprocess.run(["cc", "--version"], capture_output=True, text=True,
-                              timeout=60).stdout.splitlines()[0]
-    except (OSError, IndexError):
-        return "unknown"
 
 
 def newest_mtime(tree: Path) -> int:
@@ -100,7 +90,13 @@ class PackageRun:
         return self._distinfo
 
     def source_patches(self) -> list[Path]:
-        return patch_phase.series(self.recipe.patch_dir(self.layout.root), exclude=self.recipe.kernel_patches)
+        return self._split_series()[0]
+
+    def kernel_patches(self) -> list[Path]:
+        return self._split_series()[1]
+
+    def _split_series(self) -> tuple[list[Path], list[Path]]:
+        return patch_phase.split_series(self.recipe.patch_dir(self.layout.root), self.recipe.kernel_patches)
 
     def _step(self, phase: str, key: str, action, outputs: tuple[Path, ...] = (), still_good=None,
               stamp: str | None = None) -> bool:
@@ -167,7 +163,7 @@ class PackageRun:
         dep_keys = {d: self.ctx.keys.get((d, "build"), "") for d in self.recipe.depends}
         k_build = phase_key(k_patch, build=[self.recipe.env, self.recipe.configure, self.recipe.build,
                                             self.recipe.install, self.recipe.smoke],
-                            deps=dep_keys, toolchain=toolchain_id())
+                            deps=dep_keys, toolchain=hosttools.toolchain_id())
         if not self.stamps.is_current("build", k_build) and not opts.dry_run:
             # make compares only mtimes: objects of a build with other inputs must not be reused, while a
             # killed build of the same inputs resumes in its tree
@@ -256,8 +252,7 @@ class PackageRun:
                     self.ctx.options.kernel, self.layout, self.ctx.options.kernel_options,
                     offline=self.ctx.options.offline, log=self.logs / "kmod.log")
         target = self.ctx.kernel_target
-        kpatches = patch_phase.series(self.recipe.patch_dir(self.layout.root),
-                                      include=self.recipe.kernel_patches)
+        kpatches = self.kernel_patches()
         k_kmod = phase_key(k_build, target=target.manifest(),
                            patches={p.name: patch_sha1(p) for p in kpatches}, mppe=self.recipe.kernel_mppe,
                            mppe_sources=our_mppe_digest(self.layout.root) if self.recipe.kernel_mppe == "ours"
@@ -346,13 +341,7 @@ def work_tree_lock(work: Path, out=None) -> Iterator[None]:
     Whoever holds the lock owns the tree: it first kills the process groups a killed earlier run left
     running in it (a `make` of a run killed with -9 must not write beside ours).
     """
-    work.mkdir(parents=True, exist_ok=True)
-    with open(work / ".lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another buildtool run in {work} to finish ...", file=out or sys.stderr,
-                  flush=True)
-            fcntl.flock(f, fcntl.LOCK_EX)
+    with file_lock(work / ".lock", waiting=f"waiting for another buildtool run in {work} to finish ...",
+                   out=out):
         kill_leftover_groups(work, out=out)
         yield

@@ -11,7 +11,9 @@ import shlex
 import tarfile
 from pathlib import Path
 
-from .distinfo import patch_sha1
+from .distinfo import DISTFILE_LINES, parse_line, patch_sha1
+from .patch import diff_targets, patch_targets
+from .plist import plist_lines, split_guard
 
 REQUIRED_FILES = ("Makefile", "DESCR", "PLIST", "distinfo")
 # Makefile variables of the header paragraphs, in the order pkglint wants them.
@@ -21,7 +23,6 @@ REQUIRED_VARS = ("DISTNAME", "CATEGORIES", "MASTER_SITES", "MAINTAINER", "HOMEPA
 # Idioms too new for the pkgsrc trees this package must still work in.
 TOO_NEW = ("USE_CC_FEATURES", "USE_CXX_FEATURES", "FORCE_C_STD", "FORCE_CXX_STD", "SUBST_NOOP_OK")
 _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_.+-]*?)\s*[+?:!]?=")
-_PLIST_GUARD = re.compile(r"^\$\{PLIST\.[^}]+\}")
 # The install macros of pkgsrc's mk/ (each `${INSTALL} -c -o ... -m ...`) and the options taking a value.
 INSTALL_MACROS = ("${INSTALL_DATA}", "${INSTALL_SCRIPT}", "${INSTALL_PROGRAM}", "${INSTALL_MAN}",
                   "${INSTALL_LIB}")
@@ -79,7 +80,7 @@ def patch_problems(patch: Path) -> list[str]:
                         "before the diff")
     if any(line.startswith(("diff ", "Index:", "===")) for line in comment):
         problems.append(f"{patch}: the comment holds diff or VCS headers; keep only the explanation")
-    targets = [line[4:].split("\t")[0] for line in lines if line.startswith("+++ ")]
+    targets = diff_targets(lines)
     if len(targets) != 1:
         problems.append(f"{patch}: patches one file per patch as pkgdiff does, found {len(targets)}")
     for t in targets:
@@ -100,10 +101,6 @@ def check_patches(pkgdir: Path) -> list[str]:
                 continue
             problems += patch_problems(p)
     return problems
-
-
-def patch_targets(patch: Path) -> list[str]:
-    return [line[4:].split("\t")[0] for line in patch.read_text().splitlines() if line.startswith("+++ ")]
 
 
 def distfile_files(distfile: Path, wrksrc: str) -> set[str]:
@@ -131,16 +128,16 @@ def check_distinfo(pkgdir: Path) -> list[str]:
     recorded: dict[str, str] = {}
     per_file: dict[str, list[str]] = {}
     for line in distinfo.read_text().splitlines()[2:]:
-        m = re.fullmatch(r"(\w+) \(([^)]+)\) = (.+)", line)
-        if not m:
+        parsed = parse_line(line)
+        if parsed is None:
             problems.append(f"{distinfo}: not a distinfo line: {line!r}")
-        elif m[1] == "SHA1" and m[2].startswith("patch-"):
-            recorded[m[2]] = m[3]
+        elif parsed.is_patch:
+            recorded[parsed.name] = parsed.value
         else:
-            per_file.setdefault(m[2], []).append(m[1])
+            per_file.setdefault(parsed.name, []).append(parsed.alg)
     for name, algs in per_file.items():
-        if algs != ["BLAKE2s", "SHA512", "Size"]:
-            problems.append(f"{distinfo}: {name} has {algs}, pkgsrc writes BLAKE2s, SHA512, Size")
+        if algs != list(DISTFILE_LINES):
+            problems.append(f"{distinfo}: {name} has {algs}, pkgsrc writes {', '.join(DISTFILE_LINES)}")
     patch_dir = pkgdir / "patches"
     patches = {p.name: p for p in sorted(patch_dir.glob("patch-*"))} if patch_dir.is_dir() else {}
     if list(recorded) != sorted(recorded):
@@ -157,7 +154,7 @@ def check_distinfo(pkgdir: Path) -> list[str]:
 
 def plist_paths(path: Path) -> list[str]:
     """A PLIST's entries as written (with ${PLIST.x} guards), comments dropped."""
-    return [line for line in path.read_text().splitlines() if line and not line.startswith("@comment")]
+    return [line for _, line in plist_lines(path)]
 
 
 def check_plists(pkgdir: Path) -> list[str]:
@@ -165,7 +162,7 @@ def check_plists(pkgdir: Path) -> list[str]:
     seen: dict[str, Path] = {}
     for path in sorted(pkgdir.glob("PLIST*")):
         entries = plist_paths(path)
-        keys = [_PLIST_GUARD.sub("", e) for e in entries]
+        keys = [split_guard(e)[1] for e in entries]
         if keys != sorted(keys):
             problems.append(f"{path}: entries are not sorted")
         for e, key in zip(entries, keys, strict=True):
@@ -226,7 +223,7 @@ def check_installed(pkgdir: Path) -> list[str]:
     """Every PLIST file under share/examples/ (where upstream's install never writes) is installed by an
     install line, and every file an install line names (without variables) is in a PLIST."""
     installed, problems = installed_by_makefile(pkgdir)
-    listed = {_PLIST_GUARD.sub("", e) for path in sorted(pkgdir.glob("PLIST*")) for e in plist_paths(path)}
+    listed = {split_guard(e)[1] for path in sorted(pkgdir.glob("PLIST*")) for e in plist_paths(path)}
     for entry in sorted(listed):
         if entry.startswith(PACKAGE_ONLY_DIRS) and entry not in installed:
             problems.append(f"{pkgdir}: the PLIST lists {entry}, which no install line of the Makefile "

@@ -11,22 +11,22 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 
 import jinja2
 
-from .distinfo import format_distinfo, patch_sha1, read_distinfo, verify_distfile
+from .distinfo import DISTFILE_ALGORITHMS, format_distinfo, patch_sha1, read_distinfo, verify_distfile
 from .errors import RecipeError
-from .fsutil import atomic_path
+from .extract import ARCHIVE_SUFFIXES, archive_suffix
+from .fsutil import write_if_changed
 from .layout import Layout
 from .package import file_mode
+from .patch import patch_targets, split_series
 from .pkglint import distfile_files, patch_target_problems
 from .plist import PlistEntry, parse_plist
 from .recipe import Recipe
 from .templating import render, template_env
 
-EXTRACT_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 # PLIST variables pkgsrc substitutes by itself (mk/bsd.prefs.mk and mk/plist/plist.mk).
 STANDARD_PLIST_VARS = frozenset({"PKGVERSION", "PKGBASE", "PKGNAME", "OPSYS", "LOWER_OPSYS", "MACHINE_ARCH",
                                  "MACHINE_GNU_ARCH", "OS_VERSION", "PKGMANDIR", "PKGLOCALEDIR"})
@@ -75,10 +75,6 @@ class ExampleFile:
     def path(self) -> str:
         """The installed file, relative to PREFIX (as the PLIST lists it)."""
         return f"{self.dest_dir}/{Path(self.source).name}"
-
-
-def pkgpath(recipe: Recipe) -> str:
-    return f"{(recipe.categories or ['net'])[0]}/{recipe.name}"
 
 
 def exported_recipes(recipes: dict[str, Recipe], layout: Layout) -> list[Recipe]:
@@ -195,10 +191,10 @@ def example_files(recipe: Recipe) -> list[ExampleFile]:
 
 def split_distname(name: str) -> tuple[str, str]:
     """(DISTNAME, EXTRACT_SUFX) of a distfile name; the suffix is "" for pkgsrc's default .tar.gz."""
-    for suffix in EXTRACT_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)], "" if suffix == ".tar.gz" else suffix
-    raise RecipeError(f"distfile {name}: unknown archive suffix (known: {', '.join(EXTRACT_SUFFIXES)})")
+    suffix = archive_suffix(name)
+    if suffix is None:
+        raise RecipeError(f"distfile {name}: unknown archive suffix (known: {', '.join(ARCHIVE_SUFFIXES)})")
+    return name[: -len(suffix)], "" if suffix == ".tar.gz" else suffix
 
 
 def pkgname_expr(recipe: Recipe, distname: str) -> str:
@@ -213,10 +209,7 @@ def pkgname_expr(recipe: Recipe, distname: str) -> str:
 
 def patch_split(recipe: Recipe, root: Path) -> tuple[list[Path], list[Path]]:
     """(patches for WRKSRC, kernel-tree patches), each sorted by name."""
-    patch_dir = recipe.patch_dir(root)
-    patches = sorted(patch_dir.glob("patch-*")) if patch_dir.is_dir() else []
-    kernel = [p for p in patches if recipe.kernel_patches and fnmatch(p.name, recipe.kernel_patches)]
-    return [p for p in patches if p not in kernel], kernel
+    return split_series(recipe.patch_dir(root), recipe.kernel_patches)
 
 
 def plist_texts(recipe: Recipe, env: jinja2.Environment) -> dict[str, tuple[str, list[PlistEntry]]]:
@@ -248,9 +241,8 @@ def _check_plist_vars(recipe: Recipe, entries: list[PlistEntry], subst: dict[str
 def _check_kmod_targets(recipe: Recipe, kmod: KmodPart, kernel_patches: list[Path]) -> None:
     """Every file a kernel patch touches must be among those copied from SYSDIR, or patch would prompt."""
     for p in kernel_patches:
-        for line in p.read_text().splitlines():
-            target = line[4:].split("\t")[0] if line.startswith("+++ ") else None
-            if target is not None and target not in kmod.copy:
+        for target in patch_targets(p):
+            if target not in kmod.copy:
                 raise RecipeError(f"{recipe.toml_path}: {p.name} patches {target}, which is not in "
                                   "'pkgsrc.kmod.copy' (the kernel files copied from SYSDIR)")
 
@@ -259,7 +251,7 @@ def _distinfo_text(recipe: Recipe, patches: list[Path]) -> str:
     info = read_distinfo(recipe.distinfo_path)
     sums = [info.distfile(d.name) for d in recipe.distfiles]
     for s in sums:
-        missing = [alg for alg in ("BLAKE2s", "SHA512") if alg not in s.hashes]
+        missing = [alg for alg in DISTFILE_ALGORITHMS if alg not in s.hashes]
         if missing:
             raise RecipeError(f"{recipe.distinfo_path}: {s.name} has no {' or '.join(missing)} line "
                               f"(run: buildtool makesum {recipe.name})")
@@ -268,7 +260,7 @@ def _distinfo_text(recipe: Recipe, patches: list[Path]) -> str:
 
 def _buildlink3_users(recipe: Recipe, products: list[Recipe]) -> bool:
     """Does another exported package include this one's buildlink3.mk?"""
-    wanted = pkgpath(recipe)
+    wanted = recipe.pkgpath
     for other in products:
         paths = list(other.pkgsrc.get("buildlink3", []))
         paths += [p for o in pkgsrc_options(other) for p in o.buildlink3]
@@ -308,7 +300,7 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
     files: dict[str, str | bytes] = {
         "Makefile": render(
             env, "Makefile.j2", distname=distname, pkgname_expr=pkgname_expr(recipe, distname),
-            categories=recipe.categories or ["net"], master_sites=recipe.distfiles[0].sites,
+            categories=recipe.pkgsrc_categories, master_sites=recipe.distfiles[0].sites,
             extract_sufx=sufx,
             maintainer=recipe.maintainer, homepage=recipe.homepage, comment=recipe.comment,
             license=recipe.license, wrksrc="" if recipe.wrksrc == distname else recipe.wrksrc,
@@ -334,7 +326,7 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
             kmod_patches=[f"${{FILESDIR}}/kmod/{p.name}" for p in kernel_patches])
     if _buildlink3_users(recipe, products):
         files["buildlink3.mk"] = render(
-            env, "buildlink3.mk.j2", name=recipe.name, version=recipe.version, pkgpath=pkgpath(recipe),
+            env, "buildlink3.mk.j2", name=recipe.name, version=recipe.version, pkgpath=recipe.pkgpath,
             guard=re.sub(r"[^A-Z0-9]", "_", recipe.name.upper()) + "_BUILDLINK3_MK")
     for p in patches:
         files[f"patches/{p.name}"] = p.read_bytes()
@@ -343,15 +335,6 @@ def render_package(recipe: Recipe, products: list[Recipe], root: Path) -> dict[s
     if kmod is not None:
         files.update(kmod_sources(recipe, kmod, root))
     return {name: (data.encode() if isinstance(data, str) else data) for name, data in files.items()}
-
-
-def _write(path: Path, data: bytes) -> bool:
-    if path.exists() and path.read_bytes() == data:
-        return False
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-        tmp.chmod(0o644)
-    return True
 
 
 def _remove_stale(pkgdir: Path, keep: set[str]) -> None:
@@ -386,14 +369,14 @@ def export(recipes: dict[str, Recipe], layout: Layout, dest: Path) -> list[Path]
     products = exported_recipes(recipes, layout)
     if not products:
         raise RecipeError(f"{layout.root}: no packaged top-level recipes to export")
-    rendered = {pkgpath(r): render_package(r, products, layout.root) for r in products}
+    rendered = {r.pkgpath: render_package(r, products, layout.root) for r in products}
     for r in products:
         check_patch_targets(r, layout.root, layout.distdir)
     written = []
     for path, files in rendered.items():
         pkgdir = dest / path
         for name, data in sorted(files.items()):
-            _write(pkgdir / name, data)
+            write_if_changed(pkgdir / name, data, mode=0o644)
             written.append(pkgdir / name)
         _remove_stale(pkgdir, set(files))
     return written

@@ -10,8 +10,6 @@ terminal and waits for ever) and under a timeout that kills its whole process gr
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import re
 import shlex
@@ -19,12 +17,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .distinfo import DISTFILE_ALGORITHMS
 from .errors import BuildError
-from .fsutil import atomic_path, file_digest
+from .fsutil import atomic_path, file_digest, file_lock
 from .runlog import capture, run
 
 UNPACK_TIMEOUT = 900.0
@@ -50,7 +49,7 @@ USE_BUILTIN.openssl=	yes
 # builtin.mk's awk looks for a hex OPENSSL_VERSION_NUMBER, which OpenSSL 3's opensslv.h no longer has
 BUILTIN_PKG.openssl!=	awk '/define OPENSSL_VERSION_STR/ \\
 			{{ gsub("\\"", "", $$NF); print "openssl-" $$NF }}' /usr/include/openssl/opensslv.h
-_DIGEST_ALGORITHMS=	BLAKE2s SHA512
+_DIGEST_ALGORITHMS=	{algorithms}
 TOOLS_PLATFORM.digest=	{digest}
 ALLOW_VULNERABLE_PACKAGES=	yes
 """
@@ -159,16 +158,9 @@ def ensure_bootstrapped(tarball: Path, cache: Path, out=None) -> PkgsrcTree:
     return tree
 
 
-@contextlib.contextmanager
-def tree_lock(tree: PkgsrcTree) -> Iterator[None]:
+def tree_lock(tree: PkgsrcTree):
     """Exclusive use of one cached tree (bootstrap, and builds that install into its prefix)."""
-    tree.root.parent.mkdir(parents=True, exist_ok=True)
-    with (tree.root.parent / f"{tree.root.name}.lock").open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(tree.root.parent / f"{tree.root.name}.lock")
 
 
 def bootstrap(tree: PkgsrcTree) -> None:
@@ -197,7 +189,7 @@ def configure(tree: PkgsrcTree, out) -> None:
     if mark in text:
         text = text[: text.index(mark)].rstrip("\n") + "\n"
     with atomic_path(tree.mk_conf) as tmp:
-        tmp.write_text(text + MK_CONF.format(digest=wrapper))
+        tmp.write_text(text + MK_CONF.format(digest=wrapper, algorithms=' '.join(DISTFILE_ALGORITHMS)))
     with atomic_path(tree.configured_marker) as tmp:
         tmp.write_text("configured\n")
 
@@ -286,8 +278,7 @@ def ensure_pkglint(tree: PkgsrcTree, out=None) -> Pkglint:
     (the XS module pkglint compares versions with) is built from the tree as well."""
     out = out or sys.stderr
     lint = Pkglint(tree.root / "pkglint")
-    with (tree.root / ".pkglint.lock").open("w") as lockf:
-        fcntl.flock(lockf, fcntl.LOCK_EX)
+    with file_lock(tree.root / ".pkglint.lock"):
         marker = lint.root / ".complete"
         if marker.is_file():
             return lint

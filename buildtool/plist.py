@@ -36,24 +36,29 @@ class PlistEntry:
         return f"${{PLIST.{self.option}}}{self.path}" if self.option else self.path
 
 
-def parse_plist(path: Path) -> list[PlistEntry]:
-    """The file lines of a PLIST (comments dropped), unsubstituted."""
+def plist_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, line) of each line of a PLIST that is not blank or an @comment, as written."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         raise RecipeError(f"{path}: PLIST is missing") from None
+    return [(n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("@comment")]
+
+
+def split_guard(line: str) -> tuple[str | None, str]:
+    """(the option of a leading `${PLIST.<option>}` guard or None, the rest of the line)."""
+    m = _OPTION.match(line)
+    return (m["option"], line[m.end():]) if m else (None, line)
+
+
+def parse_plist(path: Path) -> list[PlistEntry]:
+    """The file lines of a PLIST (comments dropped), unsubstituted."""
     entries = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("@comment"):
-            continue
+    for lineno, line in plist_lines(path):
         if line.startswith("@"):
             raise RecipeError(f"{path}:{lineno}: unsupported PLIST directive {line.split()[0]!r} "
                               "(only @comment is allowed; modes come from [plist] modes)")
-        option = None
-        m = _OPTION.match(line)
-        if m:
-            option = m["option"]
-            line = line[m.end():]
+        option, line = split_guard(line)
         if line.startswith("/") or ".." in line.split("/"):
             raise RecipeError(f"{path}:{lineno}: PLIST paths are relative to PREFIX, inside it: {line!r}")
         entries.append(PlistEntry(line, option, lineno))

@@ -142,6 +142,16 @@ class Recipe:
         return f"{self.name}-{self.version}"
 
     @property
+    def pkgsrc_categories(self) -> list[str]:
+        """CATEGORIES as the pkgsrc Makefile sets them (net when the recipe names none)."""
+        return self.categories or ["net"]
+
+    @property
+    def pkgpath(self) -> str:
+        """PKGPATH: <first category>/<name>, where pkgsrc keeps the package (net/ppp-mppe)."""
+        return f"{self.pkgsrc_categories[0]}/{self.name}"
+
+    @property
     def toml_path(self) -> Path:
         return self.dir / "recipe.toml"
 

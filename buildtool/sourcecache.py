@@ -8,28 +8,15 @@ repository or into a user's tree.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from .fsutil import file_digest, text_digest
+from .fsutil import file_digest, file_lock, text_digest
 from .runner import LocalRunner
 
 UNPACK_TIMEOUT = 900.0
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def unpacked(tarball: Path, cache: Path, members: Sequence[str] = (), *, log: Path) -> Path:
@@ -40,7 +27,7 @@ def unpacked(tarball: Path, cache: Path, members: Sequence[str] = (), *, log: Pa
     dest = cache / "sources" / key
     if dest.is_dir():
         return dest
-    with _locked(cache / "sources" / f"{key}.lock"):
+    with file_lock(cache / "sources" / f"{key}.lock"):
         if dest.is_dir():
             return dest
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=dest.parent))

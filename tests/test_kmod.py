@@ -48,7 +48,7 @@ def build(layout, target, recipe, **variant) -> list[Path]:
 
 
 def kernel_patches(layout, recipe) -> list[Path]:
-    return patch_phase.series(recipe.patch_dir(layout.root), include=recipe.kernel_patches)
+    return patch_phase.split_series(recipe.patch_dir(layout.root), recipe.kernel_patches)[1]
 
 
 def test_resolve_finds_one_consistent_abi(layout, target):

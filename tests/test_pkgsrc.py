@@ -602,3 +602,49 @@ def test_kernel_patch_target_must_be_copied_from_sysdir(repo, tmp_path):
     (repo / "patches" / "a" / "patch-cb").write_text(PATCH.format(target="drivers/other.c"))
     with pytest.raises(RecipeError, match=r"patch-cb patches drivers/other.c, which is not in 'pkgsrc.kmod"):
         run_export(repo, tmp_path / "out")
+
+
+def test_export_splits_the_series_as_the_build_does(repo, tmp_path):
+    """A profile_patches list of several globs (issue 15): the build applies every patch any glob matches to
+    the kernel tree, so the export must ship each of them under files/kmod/, none under patches/."""
+    from buildtool.pipeline import Context, Options, PackageRun
+
+    toml = repo / "a" / "recipe.toml"
+    toml.write_text(toml.read_text().replace('profile_patches = "patch-c*"',
+                                             'profile_patches = "patch-c* patch-e*"'))
+    (repo / "patches" / "a" / "patch-ea").write_text(PATCH.format(target="include/ppp.h"))
+    recipe = load_all(repo)["a"]
+    layout = Layout.default(root=repo, cache=repo / "cache")
+    run = PackageRun(Context(layout=layout, options=Options()), recipe)
+    tree, kernel = patch_split(recipe, repo)
+    assert [p.name for p in tree] == [p.name for p in run.source_patches()] == ["patch-aa", "patch-ab"]
+    assert [p.name for p in kernel] == ["patch-ca", "patch-ea"]
+    written = {p.relative_to(tmp_path / "out").as_posix() for p in run_export(repo, tmp_path / "out")}
+    assert {"net/a/files/kmod/patch-ca", "net/a/files/kmod/patch-ea"} <= written
+    assert "net/a/patches/patch-ea" not in written
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".zip",
+                                    ".tar"])
+def test_export_takes_the_distfiles_the_build_extracts(suffix):
+    """One list of archive suffixes (issue 15): a distfile the build extracts is exported with its
+    EXTRACT_SUFX, and one the build cannot extract is refused by the export too (no package that pkgsrc
+    would build and we never tested)."""
+    from buildtool.errors import ExtractError
+    from buildtool.pkgsrc_export import split_distname
+
+    name = f"pkg-1.0{suffix}"
+    try:
+        extract_phase.open_mode(Path(name))
+        extracts = True
+    except ExtractError:
+        extracts = False
+    try:
+        distname, _ = split_distname(name)
+        exports = True
+    except RecipeError:
+        exports = False
+    assert extracts == exports, f"{name}: the build {'extracts' if extracts else 'refuses'} it, " \
+                                f"the export {'takes' if exports else 'refuses'} it"
+    if exports:
+        assert distname == "pkg-1.0"

@@ -26,12 +26,13 @@ from .. import patch as patch_phase
 from ..debian import AptArchive
 from ..distinfo import Distinfo, patch_sha1
 from ..errors import FetchError, HostToolError, KernelError
+from ..extract import ARCHIVE_SUFFIXES, DECOMPRESS_COMMANDS, archive_suffix
 from ..fsutil import atomic_path, text_digest, write_if_changed
-from ..kmod import KernelTarget, read_cached_manifest
 from ..recipe import Recipe
 from ..runlog import run
 from ..templating import render, template_env
-from . import KernelFamily, Profile
+from .base import KernelFamily, KernelTarget, read_cached_manifest
+from .profiles import Profile
 
 # Members of the kernel source the modules need, relative to the tree root. Makefile only gives the upstream
 # version (checked against the headers'); ppp-comp.h is identical in linux-headers-<abi>-common, where it is
@@ -242,12 +243,12 @@ def tar_prefix(tarball: Path) -> str:
 
 
 def _tar_decompressor(name: str, jobs: int) -> list[str]:
-    if name.endswith((".xz", ".txz")):
-        return ["xz", "-dc", f"-T{max(1, jobs)}"]
-    if name.endswith((".gz", ".tgz")):
-        return ["gzip", "-dc"]
-    if name.endswith(".bz2"):
-        return ["bzip2", "-dc"]
+    """The command decompressing a kernel source tarball: the archive suffixes of the extract phase, plus
+    .tar.zst (tarfile cannot read it, a stream through zstd can) and an uncompressed .tar."""
+    suffix = archive_suffix(name)
+    if suffix is not None:
+        compression = ARCHIVE_SUFFIXES[suffix]
+        return [*DECOMPRESS_COMMANDS[compression], *([f"-T{max(1, jobs)}"] if compression == "xz" else [])]
     if name.endswith(".zst"):
         return ["zstd", "-dc"]
     return ["cat"]

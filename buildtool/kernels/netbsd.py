@@ -12,7 +12,6 @@ toolchains cannot produce them); see the class.
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,10 +20,16 @@ from pathlib import Path
 from ..distinfo import Distinfo
 from ..errors import BuildError, KernelError
 from ..fsutil import atomic_path
-from ..kmod import KernelTarget
 from ..recipe import Recipe
-from ..runner import LocalRunner, Runner, SSHRunner
-from . import KernelFamily, Profile
+from ..runner import LocalRunner, SSHRunner
+from .base import KernelFamily, KernelTarget
+from .buildhost import (
+    HOST_TIMEOUT,
+    REMOTE_BUILD_TIMEOUT,
+    parse_host,
+    probe_host,
+    ssh_runner,
+)
 from .netbsd_build import (
     IF_PPP,
     MPPE_MODULE,
@@ -36,59 +41,15 @@ from .netbsd_build import (
     run_plan,
 )
 from .netbsd_checks import check_elf, check_modinfo, check_symbols
+from .netbsd_lkm import build_lkm
 from .netbsd_symbols import SymbolDeriver
 from .netbsd_tree import inspect_tree
-
-_HOST = re.compile(
-    r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d+))?$")
-
-# POSIX sh run on the build host to tell what it is: system, release, and the cross tools if any
-PROBE_ARGV = ["sh", "-c", "uname -s; uname -r; command -v clang || echo -; command -v ld.lld || echo -"]
-HOST_TIMEOUT = 60.0
-REMOTE_BUILD_TIMEOUT = 900.0
-
-
-def parse_host(value: str) -> tuple[str, str, int | None]:
-    """'user@host[:port]' -> (user, host, port); KernelError otherwise."""
-    m = _HOST.match(value or "")
-    if not m:
-        raise KernelError(f"--host {value!r}: expected user@host or user@host:port (an SSH login on a "
-                          f"build host)")
-    return m["user"], m["host"].strip("[]"), int(m["port"]) if m["port"] else None
+from .profiles import Profile
 
 
 def release_matches(profile: Profile, uname_r: str) -> bool:
     """'10.0' matches profile version '10'; '1.4.1' matches '1.4.1' (and not '1.4.10')."""
     return uname_r == profile.version or uname_r.startswith(profile.version + ".")
-
-
-@dataclass(frozen=True)
-class HostInfo:
-    system: str  # `uname -s`
-    release: str  # `uname -r`
-    kind: str  # "netbsd" (native make) or "cross" (POSIX with clang + ld.lld)
-
-
-def probe_host(runner: Runner, host: str, log: Path) -> HostInfo:
-    res = runner.run(PROBE_ARGV, log=log, timeout=HOST_TIMEOUT, what=f"probing the build host {host}",
-                     check=False)
-    words = res.stdout.split()
-    if res.returncode != 0 or len(words) < 4:
-        raise KernelError(f"--host {host}: the probe `{PROBE_ARGV[-1]}` failed (exit status "
-                          f"{res.returncode}, output {res.stdout.strip()!r})")
-    system, release, clang, lld = words[:4]
-    if system == "NetBSD":
-        return HostInfo(system, release, "netbsd")
-    if clang != "-" and lld != "-":
-        return HostInfo(system, release, "cross")
-    raise KernelError(f"--host {host} is {system} {release} without clang and ld.lld: a build host is either "
-                      f"NetBSD (native make) or a POSIX host with the cross toolchain (Debian: apt-get "
-                      f"install clang lld)")
-
-
-def ssh_runner(host: str, identity: str | None) -> SSHRunner:
-    user, name, port = parse_host(host)
-    return SSHRunner(user, name, port, identity=Path(identity) if identity else None)
 
 
 class NetBSDKernel(KernelFamily):
@@ -333,6 +294,4 @@ class NetBSDLKMKernel(NetBSDKernel):
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
                       jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,
                       mppe: str | None = None) -> list[Path]:
-        from .netbsd_lkm import build_lkm
-
         return build_lkm(target, self.layout, recipe, log_dir / "kmod.log", dest)

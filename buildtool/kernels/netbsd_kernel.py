@@ -20,7 +20,6 @@ leaves nothing a later run would take for finished. Every command runs under `ni
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -29,12 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import hosttools
 from ..errors import KernelError, PatchError, PhaseError
-from ..fsutil import atomic_path, file_digest, text_digest
+from ..fsutil import atomic_path, file_digest, file_lock, text_digest
 from ..patch import check_header, run_patch, series
 from ..runlog import log_tail
 from ..sourcecache import unpacked
@@ -104,14 +104,12 @@ def patch_dir(repo: Path, part: str) -> Path:
 def tool_versions() -> str:
     """First line of each toolchain program's version: a compiler update changes the kernel."""
     lines = []
-    for argv in (["clang", "--version"], ["ld.lld", "--version"]):
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise KernelError(f"cannot run `{' '.join(argv)}` ({e}); the NetBSD kernel is built with "
-                              f"Debian's clang and lld: apt-get install clang lld llvm (scripts/setup does)"
-                              ) from None
-        lines.append((proc.stdout.splitlines() or ["?"])[0])
+    for program in ("clang", "ld.lld"):
+        if shutil.which(program) is None:
+            raise KernelError(f"cannot run `{program} --version` (not found); the NetBSD kernel is built "
+                              f"with Debian's clang and lld: apt-get install clang lld llvm "
+                              f"(scripts/setup does)")
+        lines.append(hosttools.version_line(program, timeout=30) or "?")
     return "\n".join(lines)
 
 
@@ -141,19 +139,8 @@ def kernel_key(sources: Path, repo: Path, cfg: KernelConfig) -> str:
 
 
 # --- locking and running ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _lock(path: Path, out) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"netbsd-kernel: waiting for another run building {path.stem}", file=out, flush=True)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def _lock(path: Path, out):
+    return file_lock(path, waiting=f"netbsd-kernel: waiting for another run building {path.stem}", out=out)
 
 
 def _step(line: str) -> str:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from ..errors import KernelError
 from ..fsutil import atomic_path
-from ..kmod import KernelTarget
 from ..layout import Layout
 from ..recipe import Recipe
+from .base import KernelTarget
+from .buildhost import HOST_TIMEOUT, ssh_runner
 
 LKM_DIR = "netbsd14"
 PATCH = "patch-net_ppp-comp.h"
@@ -50,8 +51,6 @@ def pack_lkm(mppe_sources: Path, dest: Path) -> None:
 
 
 def build_lkm(target: KernelTarget, layout: Layout, recipe: Recipe, log: Path, dest: Path) -> list[Path]:
-    from .netbsd import HOST_TIMEOUT, ssh_runner
-
     sysdir, host = target.packages["sysdir"], target.packages["host"]
     work = layout.pkg_work(recipe.name) / "kmod" / target.profile
     bundle = work / "lkm.tar.gz"

@@ -8,8 +8,8 @@ sources as the .kmod (buildtool/rump/). `buildtool test --kernel netbsd-rump` bu
 from __future__ import annotations
 
 from ..errors import KernelError
-from ..kmod import KernelTarget
-from . import KernelFamily, Profile
+from .base import KernelFamily, KernelTarget
+from .profiles import Profile
 
 
 class RumpLane(KernelFamily):

@@ -16,8 +16,6 @@ the lock and then finds COMPLETE.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -26,13 +24,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import KernelError, PhaseError
 from ..extract import extract
-from ..fsutil import file_digest, text_digest, write_if_changed
+from ..fsutil import file_digest, file_lock, text_digest, write_if_changed
 from ..runlog import log_tail
 
 RUMP_SRC_TARBALL = "netbsd-rump-src-2016.tar.xz"
@@ -108,24 +105,13 @@ def ensure_rump_kernel(sources: Path, cache: Path, *, jobs: int = 2, out=None) -
     kernel = RumpKernel(cache / "rump" / key)
     if (kernel.root / "COMPLETE").is_file():
         return kernel
-    with _lock(kernel.root.with_suffix(".lock"), out):
+    lock = kernel.root.with_suffix(".lock")
+    with file_lock(lock, waiting=f"rump: waiting for another run building the rump kernel ({lock})", out=out):
         if (kernel.root / "COMPLETE").is_file():
             print(f"rump: another run finished the build in {kernel.root}", file=out, flush=True)
             return kernel
         _build(kernel, sources, jobs, out)
     return kernel
-
-
-@contextlib.contextmanager
-def _lock(path: Path, out) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"rump: waiting for another run building the rump kernel ({path})", file=out, flush=True)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        yield
 
 
 def _build(kernel: RumpKernel, sources: Path, jobs: int, out) -> None:

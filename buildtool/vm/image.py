@@ -24,8 +24,6 @@ Where the guest's programs come from:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import lzma
 import os
@@ -35,13 +33,13 @@ import subprocess
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import hosttools
 from ..errors import ExtractError, HarnessError, HostToolError
 from ..extract import extract_members
-from ..fsutil import file_digest, text_digest
+from ..fsutil import file_digest, file_lock, text_digest
 from ..layout import PREFIX, Layout
 from ..templating import render, template_env
 from .guest import LinuxGuest
@@ -180,26 +178,24 @@ def image_key(inputs: ImageInputs, debs: list[Path]) -> str:
         "contents": repr(inputs.contents),
         "busybox": file_digest(BUSYBOX, "sha256") if BUSYBOX.exists() else "",
         "config": repr(inputs.config),
-        "gcc": _gcc_version(),
+        "gcc": hosttools.toolchain_id("gcc"),
     }
     return text_digest(json.dumps(parts, sort_keys=True))[:24]
 
 
 def build_image(inputs: ImageInputs, layout: Layout, offline: bool = False) -> Image:
     """The cached image for `inputs`, built first if needed."""
-    for prog, pkg in (("cpio", "cpio"), ("gcc", "gcc"), ("dpkg-deb", "dpkg"), ("depmod", "kmod"),
-                      ("modinfo", "kmod"), ("ldd", "libc-bin")):
-        if shutil.which(prog) is None and not Path("/sbin", prog).exists():
-            raise HostToolError(f"the guest image builder needs {prog}: apt-get install {pkg}")
+    hosttools.require("cpio", "gcc", "dpkg-deb", "depmod", "modinfo", "ldd")
     if not BUSYBOX.exists():
-        raise HostToolError("the guest image needs busybox-static: apt-get install busybox-static")
+        package = hosttools.package_of("busybox")
+        raise HostToolError(f"the guest image needs {package}: apt-get install {package}")
     log = layout.cache / "vm" / "image.log"
     debs = GuestDebs(layout, inputs.contents.debs, offline=offline, log=log)
     deb_files = debs.fetch()
     key = image_key(inputs, deb_files)
     dest = layout.cache / "vm" / key
     initrd = dest / "initrd.cpio"
-    with _lock(layout.cache / "vm" / ".lock"):
+    with file_lock(layout.cache / "vm" / ".lock"):
         remove_stale_scratch(dest.parent)
         if not (dest / "manifest.json").exists():
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -523,21 +519,3 @@ def _check(cmd: list[str], what: str) -> str:
                            f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
     return proc.stdout
 
-
-def _gcc_version() -> str:
-    try:
-        return subprocess.run(["gcc", "--version"], capture_output=True, text=True,
-                              timeout=60).stdout.splitlines()[0]
-    except (OSError, IndexError):
-        return ""
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)

@@ -19,13 +19,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import HarnessError, KernelError
+from .. import hosttools
+from ..errors import KernelError
 from ..fsutil import atomic_path, text_digest
 from ..kernels.netbsd_kernel import MD_ROOT_MARKER, TARGET, BuiltKernel, run_logged
 from ..templating import render, template_env
 from .console import CommandResult, CommandTimeout, Console
 from .guest import GuestOS
-from .qemu import BootRequest
+from .qemu import BootRequest, QemuTcg
 
 AGENT_DIR = Path(__file__).parent / "tools" / "netbsd"
 AGENT_CFLAGS = ("-ffreestanding", "-nostdlib", "-static", "-fno-pic", "-fuse-ld=lld", "-O2", "-Wall",
@@ -203,12 +204,11 @@ class NetBSDGuest(GuestOS):
 
 
 def qemu_available() -> None:
-    if shutil.which("qemu-system-x86_64") is None:
-        raise HarnessError("qemu-system-x86_64 is not installed (scripts/setup installs qemu-system-x86)")
+    QemuTcg().executable()
 
 
 def tool_missing(*names: str) -> list[str]:
-    return [n for n in names if shutil.which(n) is None]
+    return hosttools.missing(*names)
 
 
 def clang_targets_netbsd() -> bool:

@@ -10,6 +10,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import hosttools
 from ..errors import HarnessError
 
 
@@ -45,7 +46,7 @@ class Vmm:
         path = shutil.which(self.binary)
         if path is None:
             raise HarnessError(f"{self.binary} is not installed; it comes with the Debian package "
-                               f"qemu-system-x86 (scripts/setup installs it)")
+                               f"{hosttools.package_of(self.binary)} (scripts/setup installs it)")
         return path
 
     def command(self, req: BootRequest) -> list[str]:

@@ -84,6 +84,45 @@ def check_prebuilt(layout: Layout, recipes) -> list[Path]:
     return wanted
 
 
+@dataclass
+class GuestBuild:
+    """What every guest set-up starts from: the recipes, their packages and the resolved kernel target."""
+
+    recipes: list
+    packages: list[Path]
+    target: object  # kmod.KernelTarget
+
+    def image_inputs(self, **more):
+        """The guest image's inputs (vm.image.ImageInputs) for this kernel and these packages; `more` sets
+        its other fields (our_modules, variant, contents, ...)."""
+        from .image import ImageInputs
+
+        t = self.target
+        return ImageInputs(release=t.release, vmlinuz=t.vmlinuz, modules_root=t.modules_root,
+                           packages=tuple(self.packages), **more)
+
+
+def prepare_guest_build(layout: Layout, kernel: str, *, jobs: int, offline: bool,
+                        prebuilt: bool = False) -> GuestBuild:
+    """The one VM pipeline set-up (VM fixtures, negative controls, benchmarks): bring the build up to date
+    through `package` (with `prebuilt`: check the packages of --packages instead and build nothing), then
+    resolve the kernel target."""
+    from .. import kmod, pipeline
+    from ..recipe import load_all, select
+
+    recipes = select(load_all(layout.root), [])
+    ctx = pipeline.Context(layout=layout, options=pipeline.Options(
+        jobs=jobs, offline=offline, kernel=kernel, through="package", progress=False))
+    if prebuilt:
+        packages = check_prebuilt(layout, recipes)
+    else:
+        pipeline.run(ctx, recipes)
+        packages = guest_packages(layout, recipes)
+    target = ctx.kernel_target or kmod.resolve_target(kernel, layout, {}, offline=offline,
+                                                      log=layout.work / "kernel" / "resolve.log")
+    return GuestBuild(recipes, packages, target)
+
+
 def run_suite(args: argparse.Namespace, layout: Layout) -> int:
     from ..recipe import load_all, select
 
@@ -138,23 +177,18 @@ def control_patches(layout: Layout) -> list[tuple[Path, list[str]]]:
 
 
 def _run_controls(args: argparse.Namespace, layout: Layout, results: Path) -> int:
-    from .. import kmod, pipeline
+    from .. import kmod
     from ..distinfo import read_distinfo
-    from ..patch import series
-    from ..recipe import load_all, select
+    from ..patch import split_series
 
     controls = control_patches(layout)
     if not controls:
         raise UsageError(f"no negative controls in {layout.root / 'patches/ppp-mppe/broken'}")
-    recipes = select(load_all(layout.root), [])
-    ctx = pipeline.Context(layout=layout, options=pipeline.Options(
-        jobs=args.jobs, offline=args.offline, kernel=args.kernel, through="package", progress=False))
-    pipeline.run(ctx, recipes)
-    target = ctx.kernel_target or kmod.resolve_target(args.kernel, layout, {}, offline=args.offline,
-                                                      log=layout.work / "kernel" / "resolve.log")
-    recipe = next(r for r in recipes if r.name == "ppp-mppe")
+    build = prepare_guest_build(layout, args.kernel, jobs=args.jobs, offline=args.offline)
+    target = build.target
+    recipe = next(r for r in build.recipes if r.name == "ppp-mppe")
     distinfo = read_distinfo(recipe.distinfo_path)
-    kpatches = series(recipe.patch_dir(layout.root), include=recipe.kernel_patches)
+    kpatches = split_series(recipe.patch_dir(layout.root), recipe.kernel_patches)[1]
     rows = []
     for patch, expected in controls:
         dest = layout.pkg_work(recipe.name) / "controls" / patch.name

@@ -10,14 +10,13 @@ Settings from the environment (as the Linux VM suite):
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from figures import Figures, results_dir
 
 from buildtool.kernels.netbsd_kernel import TARBALLS, ensure_kernel, missing_tarballs
 from buildtool.vm.guest import Guest
@@ -27,19 +26,7 @@ SOURCES = REPO.parent / "shared" / "sources"
 
 
 def _results() -> Path:
-    return Path(os.environ.get("BUILDTOOL_VM_RESULTS", "results")).resolve()
-
-
-@dataclass
-class Figures:
-    path: Path
-    values: dict[str, object] = field(default_factory=dict)
-
-    def record(self, name: str, value: object) -> None:
-        self.values[name] = value
-        print(f"figure: {name} = {value}", file=sys.stderr)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.values, indent=2, sort_keys=True) + "\n")
+    return results_dir()
 
 
 _FIGURES = Figures(_results() / "figures-netbsd.json")

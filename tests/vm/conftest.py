@@ -21,43 +21,25 @@ Settings come from the environment so that `buildtool test` (which runs pytest i
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from figures import Figures, results_dir
 
 from buildtool.vm.guest import Guest, LinuxGuest
-from buildtool.vm.image import BASE_CONTENTS, Image, ImageInputs, build_image
+from buildtool.vm.image import BASE_CONTENTS, Image, build_image
 from buildtool.vm.nat import ROUTER_CONTENTS, NatLab
 from buildtool.vm.qemu import QemuTcg, SocketNic
-from buildtool.vm.suite import check_prebuilt, guest_packages, layout_from_env
+from buildtool.vm.suite import layout_from_env, prepare_guest_build
 from buildtool.vm.topology import SingleGuest, TwoGuests
 
 _STARTED = time.monotonic()
 
 
-@dataclass
-class Figures:
-    """Benchmark figures of the session: printed at the end and written to <results>/figures.json."""
-
-    path: Path
-    values: dict[str, object] = field(default_factory=dict)
-
-    def record(self, name: str, value: object) -> None:
-        self.values[name] = value
-        print(f"figure: {name} = {value}", file=sys.stderr)
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.values, indent=2, sort_keys=True) + "\n")
-
-
 def _results() -> Path:
-    return Path(os.environ.get("BUILDTOOL_VM_RESULTS", "results")).resolve()
+    return results_dir()
 
 
 _FIGURES = Figures(_results() / "figures.json")
@@ -71,31 +53,17 @@ def figures() -> Figures:
 @pytest.fixture(scope="session")
 def vm_image() -> Image:
     """Bring the build up to date, resolve the kernel, build (or reuse) the guest image."""
-    from buildtool import kmod, pipeline
-    from buildtool.recipe import load_all, select
-
     layout, prebuilt = layout_from_env(os.environ)
-    profile = os.environ.get("BUILDTOOL_KERNEL", "linux-6.1")
     offline = os.environ.get("BUILDTOOL_OFFLINE") == "1"
-    jobs = int(os.environ.get("BUILDTOOL_JOBS") or os.cpu_count() or 2)
-    recipes = select(load_all(layout.root), [])
-    ctx = pipeline.Context(layout=layout, options=pipeline.Options(
-        jobs=jobs, offline=offline, kernel=profile, through="package", progress=False))
     t0 = time.monotonic()
-    if prebuilt:
-        check_prebuilt(layout, recipes)
-    else:
-        pipeline.run(ctx, recipes)
-    target = ctx.kernel_target or kmod.resolve_target(profile, layout, {}, offline=offline,
-                                                      log=layout.work / "kernel" / "resolve.log")
+    build = prepare_guest_build(layout, os.environ.get("BUILDTOOL_KERNEL", "linux-6.1"), offline=offline,
+                                jobs=int(os.environ.get("BUILDTOOL_JOBS") or os.cpu_count() or 2),
+                                prebuilt=prebuilt)
     _FIGURES.record("build_check_seconds", round(time.monotonic() - t0, 2))
     modules = os.environ.get("BUILDTOOL_VM_MODULES")
-    inputs = ImageInputs(
-        release=target.release, vmlinuz=target.vmlinuz, modules_root=target.modules_root,
-        packages=tuple(guest_packages(layout, recipes)),
-        our_modules=Path(modules) if modules else None,
-        variant=os.environ.get("BUILDTOOL_VM_VARIANT", "ours"),
-        contents=BASE_CONTENTS + ROUTER_CONTENTS)
+    inputs = build.image_inputs(our_modules=Path(modules) if modules else None,
+                                variant=os.environ.get("BUILDTOOL_VM_VARIANT", "ours"),
+                                contents=BASE_CONTENTS + ROUTER_CONTENTS)
     t0 = time.monotonic()
     image = build_image(inputs, layout, offline=offline)
     _FIGURES.record("image_seconds", round(time.monotonic() - t0, 2))

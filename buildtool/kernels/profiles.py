@@ -1,0 +1,65 @@
+"""The kernel profiles: one table of data (PROFILES), one row per kernel the MPPE modules are built for, and
+the lookup by name. Plain data: no family code is imported here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One kernel profile. Fields a family does not use stay empty."""
+
+    name: str
+    family: str  # key of FAMILIES
+    summary: str
+    version: str  # kernel series (Linux: "6.1") or release (NetBSD: "1.4.1", "10")
+    modules: tuple[str, ...]  # kernel modules built, without suffix
+    module_suffix: str
+    opsys: str  # pkgsrc's OPSYS of the kernel's system, recorded in +BUILD_INFO
+    # Linux (Debian): the meta package whose dependency names the current ABI, and the flavour
+    meta_package: str = ""
+    flavour: str = ""
+    # NetBSD: files that must exist under --sysdir (the historic package's SYSDIR checks)
+    sysdir_checks: tuple[str, ...] = ()
+    # NetBSD: which module framework the kernel uses ("lkm": NetBSD 1.x modload; "module": modload(8) of 5+)
+    module_kind: str = ""
+    default_sysdir: str = ""
+    # what the first use costs, as measured (shown by `buildtool kernels`)
+    cost: str = ""
+
+
+_NETBSD_CHECKS = ("lib/libkern/libkern.h", "net/ppp-comp.h")
+
+PROFILES: tuple[Profile, ...] = (
+    Profile("linux-6.1", "linux", "Debian 12 (bookworm) Linux 6.1, amd64 (the default)", "6.1",
+            modules=("ppp_generic", "ppp_mppe"), module_suffix=".ko", opsys="Linux",
+            meta_package="linux-image-amd64", flavour="amd64",
+            cost="the first use downloads ~214 MB of .debs (linux-image, linux-headers, linux-kbuild, "
+                 "linux-source) and takes ~697 MB on disk under <cache>/kernel (measured with 6.1.0-57)"),
+    Profile("netbsd-1.4.1", "netbsd-lkm", "NetBSD 1.4.1 (the historic pkgsrc target), LKM", "1.4.1",
+            modules=("mppe",), module_suffix=".o", opsys="NetBSD", sysdir_checks=_NETBSD_CHECKS,
+            module_kind="lkm",
+            default_sysdir="/usr/src/sys"),
+    Profile("netbsd-10", "netbsd", "NetBSD 10, ppp_mppe kernel module (bsd.kmodule.mk)", "10",
+            modules=("ppp_mppe",), module_suffix=".kmod", opsys="NetBSD",
+            sysdir_checks=("sys/module.h", "net/if_ppp.h"),
+            module_kind="module", default_sysdir="/usr/src/sys"),
+    Profile("netbsd-rump", "rump", "NetBSD's if_ppp as a rump kernel on Linux, with our ppp_mppe (test lane)",
+            "7.99", modules=("ppp_mppe",), module_suffix=" (rump component)", opsys="NetBSD"),
+)
+
+
+def profile_names() -> list[str]:
+    return [p.name for p in PROFILES]
+
+
+def get_profile(name: str) -> Profile:
+    """The profile row called `name`; UsageError listing the known profiles otherwise."""
+    for p in PROFILES:
+        if p.name == name:
+            return p
+    raise UsageError(f"unknown kernel profile {name!r} (known: {', '.join(profile_names())}, or 'none' to "
+                     f"build no kernel modules; see `buildtool kernels`)")

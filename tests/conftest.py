@@ -32,3 +32,13 @@ def built_layout() -> Layout:
 def repo(tmp_path, monkeypatch) -> Path:
     """The synthetic two-package repository of tests/synthetic.py, as the current directory."""
     return make_repo(tmp_path, monkeypatch)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    from kernel_fps import summary_lines
+
+    lines = summary_lines(config)
+    if lines:
+        terminalreporter.section("MPPE frames per second through the kernels (benchmark, not asserted)")
+        for line in lines:
+            terminalreporter.write_line(line)

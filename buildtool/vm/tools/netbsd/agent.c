@@ -784,6 +784,7 @@ cmd_hang(char **argv, int argc)
 
 #include "traffic.c"
 #include "ip.c"
+#include "frames.c"
 
 static const struct command commands[] = {
 	{ "ping", cmd_ping }, { "uname", cmd_uname }, { "sleep", cmd_sleep }, { "reboot", cmd_reboot }, { "hang", cmd_hang },
@@ -792,6 +793,7 @@ static const struct command commands[] = {
 	{ "raw", cmd_raw }, { "recv", cmd_recv },
 	TRAFFIC_COMMANDS
 	IP_COMMANDS
+	FRAMES_COMMANDS
 	{ 0, 0 }
 };
 

@@ -41,8 +41,9 @@ def test_config_template_has_what_the_scenarios_need():
 
 def test_every_control_names_the_scenarios_it_breaks():
     patches = control_patches(REPO)
-    assert [p.name for p in patches] == ["patch-xa", "patch-xb", "patch-xc", "patch-xd"]
-    scenarios = (REPO / "tests" / "netbsd_vm" / "test_netbsd_guest.py").read_text()
+    assert [p.name for p in patches] == ["patch-xa", "patch-xb", "patch-xc", "patch-xd", "patch-xe"]
+    scenarios = "".join((REPO / "tests" / "netbsd_vm" / f).read_text()
+                        for f in ("test_netbsd_guest.py", "test_netbsd_fixtures.py"))
     for p in patches:
         for name in expected_failures(p):
             assert f"def {name}(" in scenarios, (p.name, name)

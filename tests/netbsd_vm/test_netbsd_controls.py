@@ -18,6 +18,7 @@ from buildtool.vm.netbsd import control_patches, expected_failures, expects_cras
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.vm]
 CONTROL_TIMEOUT = 1800
+SCENARIO_FILES = ("test_netbsd_guest.py", "test_netbsd_fixtures.py")
 
 
 @pytest.mark.parametrize("patch", control_patches(REPO), ids=lambda p: p.name)
@@ -29,7 +30,7 @@ def test_control_is_caught(patch: Path, nb_figures, netbsd_kernel):
     junit = out / "junit.xml"
     env = {**os.environ, "BUILDTOOL_NETBSD_CONTROL": str(patch), "BUILDTOOL_VM_RESULTS": str(out)}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
-           str(REPO / "tests" / "netbsd_vm" / "test_netbsd_guest.py"), "-k", " or ".join(expect)]
+           *(str(REPO / "tests" / "netbsd_vm" / f) for f in SCENARIO_FILES), "-k", " or ".join(expect)]
     proc = subprocess.run(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=CONTROL_TIMEOUT)
     (out / "pytest.log").write_text(proc.stdout + proc.stderr)

@@ -6,8 +6,9 @@
 /*
  * Given frames in and out of the kernel, included by agent.c: the fixtures of
  * tests/fixtures/mppe/ (frames another kernel's MPPE made, with their keys).
- * Long frames arrive in pieces (the console's line discipline flushes a line
- * longer than its queue), so each verb takes its bytes from a staging buffer:
+ * Long frames arrive in pieces (a console line of several KB could overrun the
+ * tty's input queue, TTYHOG, while the agent is busy; not measured, avoided),
+ * so each verb takes its bytes from a staging buffer:
  *
  *   chunk HEX      append HEX to the staged bytes
  *   inject [HEX]   append HEX, write the staged bytes (a frame, address/control

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import HarnessError, TestFailure, UsageError
 from ..layout import Layout
-from ..vm.suite import EXPECT_FAIL, Outcome, read_junit, run_pytest_group
+from ..vm.suite import EXPECT_FAIL, Outcome, read_junit, report_controls, run_pytest_group
 from .kernel import ensure_rump_kernel, missing_tarballs
 from .lane import CONTROLS_DIR, default_sources
 
@@ -84,15 +84,7 @@ def _run_controls(args: argparse.Namespace, layout: Layout, results: Path) -> in
             raise HarnessError(f"control {patch.name}: scenarios were skipped ({outcome.junit})")
         failed = sorted(n for n, s in outcome.tests.items() if s in ("failed", "error"))
         rows.append((patch.name, expected, failed, all(n in failed for n in expected)))
-    print("\nrump lane negative controls (each must make its scenarios fail):", file=sys.stderr)
-    for name, expected, failed, caught in rows:
-        print(f"  {name}: {'CAUGHT' if caught else 'NOT CAUGHT'}; expected to fail: {', '.join(expected)}; "
-              f"failed: {', '.join(failed) or 'nothing'}", file=sys.stderr)
-    missed = [r[0] for r in rows if not r[3]]
-    if missed:
-        raise TestFailure(f"negative control(s) not caught by the rump lane: {', '.join(missed)}")
-    print(f"all {len(rows)} rump lane negative controls caught", file=sys.stderr)
-    return 0
+    return report_controls(rows, "rump lane negative controls", "the rump lane")
 
 
 def _pytest(args: argparse.Namespace, layout: Layout, junit: Path, keyword: str | None,

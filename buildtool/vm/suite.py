@@ -206,14 +206,19 @@ def _run_controls(args: argparse.Namespace, layout: Layout, results: Path) -> in
             raise UsageError(f"{patch}: Expect-Fail names unknown scenarios: {', '.join(missing)}")
         caught = all(n in failed for n in expected)
         rows.append((patch.name, expected, sorted(failed), caught))
-    print("\nnegative controls (each must make its scenarios fail):", file=sys.stderr)
+    return report_controls(rows, "negative controls", "the suite")
+
+
+def report_controls(rows: list[tuple[str, list[str], list[str], bool]], label: str, by: str) -> int:
+    """Print each control's verdict (name, expected, failed, caught); TestFailure if one was missed."""
+    print(f"\n{label} (each must make its scenarios fail):", file=sys.stderr)
     for name, expected, failed, caught in rows:
         print(f"  {name}: {'CAUGHT' if caught else 'NOT CAUGHT'}; expected to fail: {', '.join(expected)}; "
               f"failed: {', '.join(failed) or 'nothing'}", file=sys.stderr)
     missed = [r[0] for r in rows if not r[3]]
     if missed:
-        raise TestFailure(f"negative control(s) not caught by the suite: {', '.join(missed)}")
-    print(f"all {len(rows)} negative controls caught", file=sys.stderr)
+        raise TestFailure(f"negative control(s) not caught by {by}: {', '.join(missed)}")
+    print(f"all {len(rows)} {label} caught", file=sys.stderr)
     return 0
 
 

@@ -107,6 +107,17 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+PID_MARK = "buildtool-remote-pid "
+
+
+def _strip_pid(stderr: str) -> tuple[int | None, str]:
+    """The pid line our command prints first on stderr, and stderr without it."""
+    first, _, rest = stderr.partition("\n")
+    if first.startswith(PID_MARK) and first[len(PID_MARK):].isdigit():
+        return int(first[len(PID_MARK):]), rest
+    return None, stderr
+
+
 def sh_command(argv: Sequence[str], cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """The POSIX sh line that runs argv in cwd with env added, stdin from /dev/null (fabric's in_stream=False
     sends nothing but never closes the channel's stdin): `cd DIR && env K=V prog args </dev/null`."""
@@ -136,16 +147,39 @@ class SSHRunner(Runner):
                                       connect_kwargs=kwargs)
 
     def _run(self, argv, cwd, env, timeout, log, what):
-        command = sh_command(argv, cwd, {"LC_ALL": "C", **env})
+        # sshd starts the command in a session of its own, so the shell's pid is the group to kill on timeout
+        command = f"printf '{PID_MARK}%s\\n' $$ >&2; " + sh_command(argv, cwd, {"LC_ALL": "C", **env})
+        t0 = time.monotonic()
         try:
             result = self.conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout, pty=False)
         except Exception as e:  # invoke's CommandTimedOut, paramiko and socket errors share no useful base
-            timed_out = type(e).__name__ == "CommandTimedOut"
-            kind = f"timed out after {timeout:.0f}s" if timed_out else f"could not run over SSH: {e}"
+            if type(e).__name__ == "CommandTimedOut":
+                raise self._timed_out(e.result, argv, timeout, log, what) from None
             # a command that never started has no output of its own to show
-            raise PhaseError(f"{what} {kind} ({self.where})", command=list(argv), log=log,
-                             tail=log_tail(log) if timed_out else "") from None
-        return result.exited, result.stdout + result.stderr
+            raise PhaseError(f"{what} could not run over SSH: {e} ({self.where})", command=list(argv),
+                             log=log) from None
+        # invoke's timer closes the channel, and its `timed_out` is only true once the timer thread has
+        # finished: if run() returns first, the result is a channel closed without an exit status (-1)
+        if result.exited == -1 and time.monotonic() - t0 >= timeout:
+            raise self._timed_out(result, argv, timeout, log, what)
+        return result.exited, result.stdout + _strip_pid(result.stderr)[1]
+
+    def _timed_out(self, result, argv, timeout: float, log: Path, what: str) -> PhaseError:
+        pid, err = _strip_pid(result.stderr)
+        with log.open("ab") as f:
+            f.write((result.stdout + err).encode(errors="replace"))
+        killed = pid is not None and self._kill_group(pid)
+        how = "killed with its children" if killed else "could not be killed on the build host"
+        return PhaseError(f"{what} timed out after {timeout:.0f}s ({how}; {self.where})", command=list(argv),
+                          log=log, tail=log_tail(log))
+
+    def _kill_group(self, pid: int) -> bool:
+        try:
+            self.conn.run(f"kill -KILL -- -{pid} 2>/dev/null; true", hide=True, warn=True, in_stream=False,
+                          timeout=30, pty=False)
+            return True
+        except Exception:
+            return False
 
     def put(self, local: Path, remote: str) -> None:
         try:

@@ -86,3 +86,31 @@ def test_ssh_runs_the_same_argv_with_cwd_env_and_copies_files(tmp_path, ssh):
         with pytest.raises(PhaseError, match="copying .* failed"):
             runner.get(str(tmp_path / "no-such-file"), tmp_path / "never")
         assert not (tmp_path / "never").exists() and not (tmp_path / ".never.part").exists()
+
+
+def test_ssh_timeout_is_always_reported_as_a_timeout_and_kills_the_remote_group(tmp_path, ssh):
+    """invoke's timer closes the channel; run() can return (exit status -1) before the timer thread ends
+    and invoke raises CommandTimedOut. Either way it is a timeout, not 'exit status -1' (seen in CI), and
+    the command's process group on the build host is killed, not left running."""
+    with SSHRunner(ssh.user, "127.0.0.1", ssh.port, identity=ssh.identity) as runner:
+        for i in range(6):
+            pidfile = tmp_path / f"child{i}.pid"
+            with pytest.raises(PhaseError, match=r"timed out after 1s \(killed with its children; ") as e:
+                runner.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; echo started; wait"],
+                           log=tmp_path / "log", timeout=0.8)
+            assert "sleep 300" in e.value.tail
+            child = int(pidfile.read_text())
+            for _ in range(50):
+                if not _alive(child):
+                    break
+                time.sleep(0.1)
+            assert not _alive(child), f"the remote grandchild {child} outlived the timeout"
+        assert runner.run(["sh", "-c", "echo out; echo err >&2"], log=tmp_path / "log").stdout == "out\nerr\n"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -15,6 +15,7 @@ from . import pipeline
 from .errors import DISK_ERRNOS, EXIT_CODES, BuildError, PhaseError, UsageError, disk_error
 from .layout import Layout
 from .recipe import load_all, select
+from .vm.suite import default_guests
 
 PHASE_COMMANDS = {
     "fetch": "fetch",
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control", action="store_true",
                    help="run the suite against the deliberately broken module variants; they must fail")
     p.add_argument("--results", type=Path, default=Path("results"), help="where JUnit XML and logs go")
+    p.add_argument("--guests", type=int, default=None, metavar="N",
+                   help="run the scenarios in N guest sessions at once, each with guests of its own "
+                        f"(pytest-xdist workers; default here: {default_guests()}; 1: one after the other)")
     _common(p)
     p = sub.add_parser("pkgsrc", help="pkgsrc package directories")
     p.add_argument("action", choices=["export"])
@@ -220,6 +224,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "test":
             from .vm.suite import run_suite
 
+            if args.guests is not None and args.guests < 1:
+                raise UsageError(f"--guests needs a positive number of guest sessions, not {args.guests}")
             layout = _layout(args)
             _check_kernel(args, layout, building=args.packages_dir is None)
             if args.kernel == "netbsd-rump":

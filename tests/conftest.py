@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from scheduling import Recorder, durations_file, longest_first, make_scheduler, read_durations
 from synthetic import make_repo
 
 from buildtool import pipeline
@@ -42,3 +43,20 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.section("MPPE frames per second through the kernels (benchmark, not asserted)")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        config.pluginmanager.register(Recorder(durations_file()), "buildtool-test-durations")
+
+
+def pytest_collection_modifyitems(config, items):
+    if hasattr(config, "workerinput"):  # only in parallel runs: a serial run keeps the files' order
+        items[:] = longest_first(items, read_durations(durations_file()))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") == "load":
+        return make_scheduler(config, log)
+    return None

@@ -31,6 +31,10 @@ from ..errors import HarnessError, TestFailure, UsageError
 from ..layout import Layout
 from ..runlog import stop_group
 
+# A TCG guest running a scenario keeps its vCPU about half busy (the rest is waiting on timers, the
+# network and the console), so two guest sessions per core keep the cores busy; more only adds contention.
+GUESTS_PER_CPU = 2
+MAX_GUESTS = 4
 SUITE_TIMEOUT = 4 * 3600.0  # seconds for one pytest run of the VM scenarios (minutes, normally)
 EXPECT_FAIL = re.compile(r"^Expect-Fail:\s*(.+)$", re.M)
 
@@ -47,6 +51,17 @@ class Outcome:
     @property
     def harness_broke(self) -> bool:
         return any(re.match(r"(buildtool\.errors\.)?HarnessError\b", m) for m in self.messages.values())
+
+
+def default_guests() -> int:
+    """How many guest sessions `buildtool test` runs at once unless --guests says."""
+    return max(1, min(MAX_GUESTS, GUESTS_PER_CPU * (os.cpu_count() or 1)))
+
+
+def xdist_args(guests: int) -> list[str]:
+    """pytest's arguments for `guests` sessions at once: pytest-xdist workers, one test at a time each
+    (each worker boots the guests its scenarios need; guests are not shared between workers)."""
+    return [] if guests <= 1 else ["-n", str(guests), "--dist", "load", "--max-worker-restart", "0"]
 
 
 # how `buildtool test` tells the pytest subprocess (tests/vm/conftest.py) which trees to use
@@ -229,6 +244,7 @@ def _pytest(args: argparse.Namespace, layout: Layout, results: Path, junit: Path
            "-o", "junit_logging=system-err"]
     if keyword:
         cmd += ["-k", keyword]
+    cmd += xdist_args(args.guests or default_guests())
     full_env = dict(os.environ, BUILDTOOL_KERNEL=args.kernel, BUILDTOOL_VM_RESULTS=str(results),
                     BUILDTOOL_JOBS=str(args.jobs), BUILDTOOL_OFFLINE="1" if args.offline else "0",
                     **{ENV_WORK: str(layout.work.resolve()), ENV_PACKAGES: str(layout.packages.resolve())})

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from figures import Figures, results_dir
+from figures import Figures, merge_parts, results_dir, worker
 
 from buildtool.vm.guest import Guest, LinuxGuest
 from buildtool.vm.image import BASE_CONTENTS, Image, build_image
@@ -36,6 +36,7 @@ from buildtool.vm.suite import layout_from_env, prepare_guest_build
 from buildtool.vm.topology import SingleGuest, TwoGuests
 
 _STARTED = time.monotonic()
+_STARTED_AT = time.time()
 
 
 def _results() -> Path:
@@ -92,7 +93,8 @@ class GuestFactory:
 @pytest.fixture(scope="session")
 def vm_factory(vm_image: Image):
     variant = os.environ.get("BUILDTOOL_VM_VARIANT", "ours")
-    factory = GuestFactory(vm_image, _results() / "console" / variant)
+    # under pytest-xdist each worker boots guests of its own: their console logs go to a folder per worker
+    factory = GuestFactory(vm_image, _results() / "console" / variant / worker())
     yield factory
     factory.close()
 
@@ -161,10 +163,12 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not _FIGURES.values:
+    """Runs in the controlling process only: with workers, their figures are merged first."""
+    values = {**merge_parts(_FIGURES.path, since=_STARTED_AT), **_FIGURES.values}
+    if not values:
         return
+    _FIGURES.values = values
     _FIGURES.record("session_wall_seconds", round(time.monotonic() - _STARTED, 1))
     terminalreporter.section("VM figures (benchmark output, not asserted)")
     for k, v in sorted(_FIGURES.values.items()):
         terminalreporter.write_line(f"{k}: {v}")
-    _FIGURES.save()

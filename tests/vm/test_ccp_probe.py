@@ -24,6 +24,15 @@ OURS = ("extra/ppp_generic.ko", "extra/ppp_mppe.ko")
 RESULT = re.compile(r"^ccp_probe: len=(\d+) unit=\d+ result=(\w+)$", re.M)
 
 
+@pytest.fixture(autouse=True)
+def _no_tunnel(_tunnel_topology):
+    """The probe unloads the PPP modules, which a connected tunnel holds. In a parallel run the scenarios
+    come in any order, so one may have left the tunnel up in this guest: take it down first."""
+    t = _tunnel_topology
+    if t.is_current() and t.connected():
+        t.disconnect()
+
+
 def unload_ppp(vm) -> None:
     for name in PPP_MODULES:
         vm.run(f"rmmod {name} 2>/dev/null || true")

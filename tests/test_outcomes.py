@@ -1,5 +1,6 @@
-"""The in-process outcome recorder (buildtool.outcomes): a real pytest session in a subprocess, run the way
-`buildtool test` runs the VM and rump scenarios (vm.suite.run_pytest), plain and under pytest-xdist."""
+"""The in-process outcome recorder (buildtool.pytest_outcomes, read by buildtool.outcomes): a real pytest
+session in a subprocess, run the way `buildtool test` runs the VM and rump scenarios (vm.suite.run_pytest),
+plain and under pytest-xdist."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from buildtool.outcomes import Outcome, merge, outcomes_path, read_outcomes
+from buildtool.outcomes import Outcome, outcomes_path, read_outcomes
+from buildtool.pytest_outcomes import merge
 from buildtool.vm.suite import run_pytest
 
 SCENARIOS = '''

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import HarnessError, TestFailure, UsageError
 from ..layout import Layout
-from ..outcomes import Outcome, outcomes_path, read_outcomes
+from ..outcomes import Outcome, outcomes_path, pytest_args, read_outcomes
 from ..runlog import stop_group
 
 SUITE_TIMEOUT = 4 * 3600.0  # seconds for one pytest run of the VM scenarios (minutes, normally)
@@ -240,7 +240,7 @@ def run_pytest(cmd: list[str], junit: Path, cwd: Path, env: dict[str, str], what
     previous run's verdict."""
     path = outcomes_path(junit)
     path.unlink(missing_ok=True)
-    cmd = [*cmd, "-p", "buildtool.outcomes", f"--buildtool-outcomes={path}"]
+    cmd = [*cmd, *pytest_args(path)]
     return read_outcomes(junit, run_pytest_group(cmd, cwd, env, what, see))
 
 

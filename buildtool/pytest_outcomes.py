@@ -11,13 +11,12 @@ rename). Without xdist both sides run in the one process.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from .errors import HarnessError
+from .fsutil import write_if_changed
 from .outcomes import FAILED, OPTION
 
 PROPERTY = "buildtool.exception"  # (qualified class name, is a HarnessError, first line of the message)
@@ -70,8 +69,8 @@ class Recorder:
             entry["message"] = _message(report, mine)
 
     def pytest_sessionfinish(self, session, exitstatus) -> None:
-        write_atomically(self.path, json.dumps({"exitstatus": int(exitstatus), "tests": self.tests},
-                                               indent=1, sort_keys=True) + "\n")
+        write_if_changed(self.path, json.dumps({"exitstatus": int(exitstatus), "tests": self.tests},
+                                               indent=1, sort_keys=True) + "\n")  # temp + rename
 
 
 def phase_outcome(report) -> str | None:
@@ -98,17 +97,3 @@ def _message(report, mine: list[tuple]) -> str:
     if report.skipped and isinstance(report.longrepr, tuple | list) and len(report.longrepr) == 3:
         return str(report.longrepr[2]).removeprefix("Skipped: ")  # (file, line, reason)
     return ""
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-

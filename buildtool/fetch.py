@@ -9,8 +9,11 @@ holds a bad file, even after `kill -9`.
 
 from __future__ import annotations
 
+import errno
+import http.client
 import os
 import re
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 import requests
+import urllib3
 
 from .debian import AptArchive
 from .distinfo import DistfileSum, Distinfo, read_distinfo, verify_distfile
@@ -291,21 +295,53 @@ def _content_range_start(value: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+# what each failure looks like to the user, by the exception class somewhere in requests' chain (requests
+# wraps urllib3's errors, which wrap the socket's); the first class found, innermost last, decides
+_REASONS: tuple[tuple[tuple[type, ...], str], ...] = (
+    ((socket.gaierror, urllib3.exceptions.NameResolutionError), "host name does not resolve"),
+    ((ConnectionRefusedError,), "connection refused"),
+    ((http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionResetError,
+      urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError),
+     "connection dropped mid-transfer"),
+    ((requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError), "connect timed out"),
+    ((requests.Timeout, urllib3.exceptions.ReadTimeoutError), "read timed out"),
+)
+
+
+# what a failure is called, by the class of an exception in its chain (no reading of message text)
+_REASONS: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+    ((socket.gaierror, urllib3.exceptions.NameResolutionError), "host name does not resolve"),
+    ((ConnectionRefusedError,), "connection refused"),
+    ((http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionResetError,
+      urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError),
+     "connection dropped mid-transfer"),
+    ((urllib3.exceptions.ConnectTimeoutError, requests.ConnectTimeout), "connect timed out"),
+    ((urllib3.exceptions.ReadTimeoutError, requests.Timeout), "read timed out"),
+)
+
+
 def _short_reason(e: requests.RequestException) -> str:
+    for cause in reversed(list(_causes(e))):  # the innermost (the socket's own error) says most
+        if isinstance(cause, OSError) and cause.errno == errno.ENETUNREACH:
+            return "network unreachable"
+        if isinstance(cause, urllib3.exceptions.NewConnectionError):
+            continue  # a ConnectTimeoutError by class, whatever stopped the connection
+        for types, reason in _REASONS:
+            if isinstance(cause, types):
+                return reason
     text = str(e)
-    for pattern, reason in ((r"Failed to resolve|Name or service not known|NameResolution",
-                             "host name does not resolve"),
-                            (r"Connection refused", "connection refused"),
-                            (r"Network is unreachable", "network unreachable"),
-                            (r"IncompleteRead|Connection broken|RemoteDisconnected|reset by peer",
-                             "connection dropped mid-transfer")):
-        if re.search(pattern, text):
-            return reason
-    if isinstance(e, requests.ConnectTimeout):
-        return "connect timed out"
-    if isinstance(e, requests.Timeout):
-        return "read timed out"
     return f"{type(e).__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
+def _causes(e: BaseException | None):
+    """`e` and what it wraps, outermost first: requests wraps urllib3's errors (as its first argument),
+    urllib3 the socket's (as `reason`, a cause or a context)."""
+    for _ in range(20):  # a chain is a few links long; never loop on a cycle
+        if e is None:
+            return
+        yield e
+        first = e.args[0] if e.args and isinstance(e.args[0], BaseException) else None
+        e = e.__cause__ or getattr(e, "reason", None) or first or e.__context__
 
 
 # --- Debian's archive ---------------------------------------------------------------------------

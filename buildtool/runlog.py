@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,47 +160,47 @@ STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a group being stoppe
 
 def run(cmd: list[str], *, log: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None,
         what: str = "command", verbose: bool = False, check: bool = True,
-        timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None) -> int:
+        timeout: float = DEFAULT_TIMEOUT, progress: bool | None = None,
+        on_line: Callable[[str], None] | None = None) -> int:
     """Run `cmd` with stdout and stderr appended to `log`; on failure raise PhaseError with the tail.
 
     `env` entries are added to the current environment (the build never inherits a stale DESTDIR etc.:
-    recipes pass what they need explicitly on the command line).
+    recipes pass what they need explicitly on the command line). `verbose` echoes the output to stderr;
+    `on_line` is called with each line of output (without its newline) as it arrives, e.g. to print a
+    build's progress; without either, a heartbeat line says what the log is doing now.
 
     The command runs in its own process group, recorded in `<log>.pgid` while it runs: an interrupt
     (SIGINT, SIGTERM, a timeout) stops the whole group (make and every compiler it started), and a run
     killed with -9 leaves the file behind for the next run to find (`kill_leftover_groups`). The direct
-    child also gets a parent-death signal, so make stops with us even then.
+    child also gets a parent-death signal, so make stops with us even then. The timeout holds whether
+    the command prints or not (a watchdog stops the group while its output is being read).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ)
     full_env.update(env or {})
     full_env.setdefault("LC_ALL", "C")
     group_file = log.with_name(log.name + GROUP_SUFFIX)
+    streaming = verbose or on_line is not None
     with log.open("ab") as f:
         f.write(f"\n$ (cd {cwd or os.getcwd()} && {shlex.join(cmd)})\n".encode())
         f.flush()
         try:
             proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE if verbose else f, stderr=subprocess.STDOUT,
+                                    stdout=subprocess.PIPE if streaming else f, stderr=subprocess.STDOUT,
                                     start_new_session=True, preexec_fn=_die_with_parent)
         except FileNotFoundError as e:
             raise PhaseError(f"{what} failed: program not found: {e.filename}",
                              command=cmd, log=log) from None
         group_file.write_text(f"{proc.pid} {_start_time(proc.pid)} {shlex.join(cmd)}\n")
+        expired = threading.Event()
         try:
-            if verbose:
-                assert proc.stdout is not None
-                for chunk in proc.stdout:
-                    f.write(chunk)
-                    sys.stderr.buffer.write(chunk)
-                rc = proc.wait(timeout=timeout)
+            if streaming:
+                rc = _stream(proc, f, timeout, expired, echo=verbose, on_line=on_line)
             else:
                 with heartbeat(what, measure=lambda: log_progress(log), bar=progress):
                     rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            stop_group(proc)
-            raise PhaseError(f"{what} did not finish within {timeout:.0f}s and was stopped", command=cmd,
-                             log=log, tail=log_tail(log)) from None
+            expired.set()
         except BaseException:
             stop_group(proc)
             print(f"interrupted: stopped {what} (process group {proc.pid}): {shlex.join(cmd)}\n"
@@ -208,9 +208,40 @@ def run(cmd: list[str], *, log: Path, cwd: Path | None = None, env: Mapping[str,
             raise
         finally:
             group_file.unlink(missing_ok=True)
+        if expired.is_set():
+            stop_group(proc)
+            f.flush()
+            raise PhaseError(f"{what} did not finish within {timeout:.0f}s and was stopped", command=cmd,
+                             log=log, tail=log_tail(log))
     if rc != 0 and check:
         raise PhaseError(f"{what} failed with exit status {rc}", command=cmd, log=log, tail=log_tail(log))
     return rc
+
+
+def _stream(proc: subprocess.Popen, f, timeout: float, expired: threading.Event, *, echo: bool,
+            on_line: Callable[[str], None] | None) -> int:
+    """Copy the command's output into the log line by line (echoed to stderr, passed to `on_line`) while a
+    watchdog stops its group after `timeout` seconds: a silent hang ends too."""
+
+    def expire() -> None:
+        expired.set()
+        stop_group(proc)
+
+    deadline = time.monotonic() + timeout
+    watchdog = threading.Timer(timeout, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        for chunk in proc.stdout:
+            f.write(chunk)
+            if echo:
+                sys.stderr.buffer.write(chunk)
+            if on_line is not None:
+                on_line(chunk.decode(errors="replace").rstrip("\r\n"))
+        return proc.wait(timeout=max(0.1, deadline - time.monotonic()))  # output closed, not yet exited
+    finally:
+        watchdog.cancel()
 
 
 def capture(cmd: list[str], *, timeout: float, cwd: Path | None = None, env: Mapping[str, str] | None = None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import PhaseError
-from .runlog import log_tail
+from .runlog import log_tail, stop_group
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -90,21 +89,13 @@ class LocalRunner(Runner):
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            stop_group(proc)
             raise PhaseError(f"{what} timed out after {timeout:.0f}s (killed with its children)",
                              command=list(argv), log=log, tail=log_tail(log)) from None
         except BaseException:
-            _kill_group(proc)
+            stop_group(proc)
             raise
         return proc.returncode, out.decode(errors="replace")
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 PID_MARK = "buildtool-remote-pid "

@@ -6,6 +6,7 @@ import io
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from httpserver import refused_url, running_server
 
 from buildtool import fetch
@@ -339,3 +341,29 @@ def test_progress_option_true_draws_a_bar_when_not_a_terminal(server, distdir, e
     server.serve(NAME, BODY)
     fetch_distfile(Distfile(NAME, [server.url]), expected, distdir, FetchOptions(progress=True), log)
     assert "\r" in capsys.readouterr().err
+
+
+def _reason(url: str, read_timeout: float = 5.0) -> str:
+    """What the fetch phase calls the failure of one real request (body read to the end)."""
+    from buildtool.fetch import _short_reason
+
+    try:
+        with requests.get(url, stream=True, timeout=(5.0, read_timeout)) as resp:
+            for _ in resp.iter_content(1024):
+                pass
+    except requests.RequestException as e:
+        return _short_reason(e)
+    pytest.fail(f"{url} did not fail")
+
+
+def test_failure_reasons_come_from_the_exception_classes(server):
+    """Refused, unresolvable, silent and cut-off servers, each named from the exceptions requests raised
+    (what urllib3 and the socket raised beneath), not from their message text."""
+    assert _reason(refused_url() + NAME) == "connection refused"
+    assert _reason("http://host.invalid/x") == "host name does not resolve"
+    server.serve(NAME, BODY, mode="drop")
+    assert _reason(server.url + NAME) == "connection dropped mid-transfer"
+    with socket.socket() as silent:  # accepts (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        assert _reason(f"http://127.0.0.1:{silent.getsockname()[1]}/x", read_timeout=0.5) == "read timed out"

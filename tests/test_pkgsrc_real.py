@@ -340,9 +340,9 @@ def test_vm_smoke_with_pkgsrc_built_packages(built, built_layout):
            "--results", str(results)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600,
                           stdin=subprocess.DEVNULL)
-    from buildtool.vm.suite import read_junit
+    from buildtool.outcomes import read_outcomes
 
-    outcome = read_junit(results / "junit.xml", done.returncode)
+    outcome = read_outcomes(results / "junit.xml", done.returncode)
     print(f"VM smoke with pkgsrc-built packages: {outcome.tests}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert outcome.tests and set(outcome.tests.values()) == {"passed"}, outcome.tests

@@ -114,3 +114,46 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def test_runlog_streams_each_line_and_stops_a_silent_hang(tmp_path):
+    """runlog.run with `on_line` (the NetBSD and rump kernel builds' progress): every line reaches the
+    callback and the log; a command that hangs without printing is still stopped at its timeout, children
+    and all (the watchdog, not the next line, ends it)."""
+    from buildtool.runlog import run
+
+    log, lines, pidfile = tmp_path / "log", [], tmp_path / "child.pid"
+    assert run(["sh", "-c", "echo one; echo two >&2; printf three"], log=log, on_line=lines.append) == 0
+    assert lines == ["one", "two", "three"] and log.read_text().endswith("one\ntwo\nthree")
+    t0 = time.monotonic()
+    with pytest.raises(PhaseError, match="silent did not finish within 1s and was stopped"):
+        run(["sh", "-c", f"echo started; sleep 300 & echo $! > {pidfile}; wait"], log=log, timeout=1,
+            what="silent", on_line=lines.append)
+    print(f"stopped after {time.monotonic() - t0:.1f}s")
+    assert lines[-1] == "started" and not (tmp_path / "log.pgid").exists()
+    child = int(pidfile.read_text())
+    for _ in range(50):
+        if not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"sleep (pid {child}) survived the timeout")
+
+
+def test_netbsd_run_logged_counts_compile_steps_and_links(tmp_path):
+    """kernels.netbsd_kernel.run_logged on runlog.run: a progress line per 250 compiled files and per link,
+    the whole output in the log (after the command line), a failure with its tail."""
+    import io
+
+    from buildtool.kernels.netbsd_kernel import run_logged
+
+    script = ("i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo \"#  compile  obj/f$i.o\"; done; "
+              "echo '#     link  obj/netbsd'; echo 'cc: error' >&2; exit 2")
+    out = io.StringIO()
+    with pytest.raises(PhaseError, match="building the kernel failed with exit status 2") as e:
+        run_logged(["sh", "-c", script], tmp_path / "log", cwd=tmp_path, timeout=60,
+                   what="building the kernel", out=out, progress="netbsd-kernel")
+    assert out.getvalue().splitlines() == ["netbsd-kernel: 250 steps (obj/f250.o)",
+                                           "netbsd-kernel: 500 steps (obj/f500.o)",
+                                           "netbsd-kernel: 501 steps (obj/netbsd)"]
+    assert "cc: error" in e.value.tail and (tmp_path / "log").read_text().count("compile  obj/f") == 501

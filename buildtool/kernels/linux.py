@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -202,33 +203,17 @@ PIPELINE_TIMEOUT = 3600.0  # seconds for unpacking a kernel tree (hundreds of MB
 
 
 def _pipeline(cmds: list[list[str]], log: Path, cwd: Path | None = None) -> None:
-    """Run cmds joined by pipes; the last one's status decides (earlier ones may die of SIGPIPE once the
-    last has what it wants: tar --occurrence stops reading early on purpose)."""
+    """Run cmds joined by pipes (sh, through runlog.run: one process group, logged, bounded); the last
+    one's status decides, as in sh without pipefail (earlier ones may die of SIGPIPE once the last has
+    what it wants: tar --occurrence stops reading early on purpose)."""
+    line = " | ".join(shlex.join(c) for c in cmds)
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as err:
-        err.write(("\n$ " + " | ".join(" ".join(c) for c in cmds) + "\n").encode())
-        err.flush()
-        procs: list[subprocess.Popen] = []
-        stdin = subprocess.DEVNULL
-        for i, cmd in enumerate(cmds):
-            last = i == len(cmds) - 1
-            p = subprocess.Popen(cmd, stdin=stdin, stdout=None if last else subprocess.PIPE, stderr=err,
-                                 cwd=cwd)
-            if procs:
-                procs[-1].stdout.close()  # so the writer sees SIGPIPE when the reader stops
-            procs.append(p)
-            stdin = p.stdout
-        try:
-            codes = [p.wait(timeout=PIPELINE_TIMEOUT) for p in procs]
-        except BaseException:  # a timeout or an interrupt: none of the pipeline may outlive us
-            for p in procs:
-                p.kill()
-                p.wait()
-            raise
-        if codes[-1] == 0 and any(c != 0 for c in codes[:-1]):
-            err.write(b"(the commands before the last stopped on a broken pipe once it had what it wanted)\n")
-    if codes[-1] != 0:
-        raise KernelError(f"unpacking failed ({' | '.join(c[0] for c in cmds)} exit statuses {codes}); "
+    with log.open("a") as f:
+        f.write("\n(a broken pipe reported by the commands before the last is expected: the last stops "
+                "reading once it has what it wants)")
+    rc = run(["sh", "-c", line], log=log, cwd=cwd, what="unpacking", timeout=PIPELINE_TIMEOUT, check=False)
+    if rc != 0:
+        raise KernelError(f"unpacking failed ({' | '.join(c[0] for c in cmds)}: exit status {rc}); "
                           f"see {log}")
 
 

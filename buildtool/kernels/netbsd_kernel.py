@@ -19,12 +19,9 @@ leaves nothing a later run would take for finished. Every command runs under `ni
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +33,7 @@ from .. import hosttools
 from ..errors import KernelError, PatchError, PhaseError
 from ..fsutil import atomic_path, file_digest, file_lock, text_digest
 from ..patch import check_header, run_patch, series
-from ..runlog import log_tail
+from ..runlog import run
 from ..sourcecache import unpacked
 from ..templating import render, template_env
 from .netbsd_tree import tree_version
@@ -151,54 +148,20 @@ def _step(line: str) -> str:
 
 def run_logged(argv: Sequence[str], log: Path, *, cwd: Path, timeout: float, what: str, out,
                env: dict[str, str] | None = None, progress: str = "") -> None:
-    """Run `argv` niced with stdin from /dev/null, output into `log`; with `progress`, print a line per
-    250 compiled files and at each link. Kills the process group on a timeout or an exception."""
-    cmd = ["nice", "-n", "10", *argv]
-    full_env = {**os.environ, "LC_ALL": "C", **(env or {})}
-    deadline = time.monotonic() + timeout
+    """Run `argv` niced with stdin from /dev/null, output into `log` (runlog.run: its own process group,
+    stopped after `timeout`); with `progress`, print a line per 250 compiled files and at each link."""
     compiled = 0
-    with log.open("ab") as f:
-        f.write(("\n$ (cd " + str(cwd) + " && " + " ".join(cmd) + ")\n").encode())
-        f.flush()
-        try:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as e:
-            raise PhaseError(f"{what} failed: cannot run {argv[0]}: {e.strerror}", command=cmd,
-                             log=log) from None
-        assert proc.stdout is not None
-        try:
-            for raw in proc.stdout:
-                f.write(raw)
-                text = raw.decode(errors="replace").rstrip()
-                step = _step(text) if progress else ""
-                if step:
-                    compiled += 1
-                    if compiled % 250 == 0 or step == "link":
-                        print(f"{progress}: {compiled} steps ({text.split()[-1]})", file=out, flush=True)
-                if time.monotonic() > deadline:
-                    raise PhaseError(f"{what} took longer than {timeout:.0f}s; stopped it", command=cmd,
-                                     log=log, tail=log_tail(log))
-            rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            raise PhaseError(f"{what} took longer than {timeout:.0f}s; stopped it", command=cmd, log=log,
-                             tail=log_tail(log)) from None
-        finally:
-            if proc.poll() is None:
-                _kill(proc)
-    if rc != 0:
-        raise PhaseError(f"{what} failed with exit status {rc}", command=cmd, log=log, tail=log_tail(log))
 
+    def show(text: str) -> None:
+        nonlocal compiled
+        step = _step(text) if progress else ""
+        if step:
+            compiled += 1
+            if compiled % 250 == 0 or step == "link":
+                print(f"{progress}: {compiled} steps ({text.split()[-1]})", file=out, flush=True)
 
-def _kill(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    run(["nice", "-n", "10", *argv], log=log, cwd=cwd, env={"LC_ALL": "C", **(env or {})}, what=what,
+        timeout=timeout, on_line=show)
 
 
 def apply_patches(patches: list[Path], tree: Path, log: Path) -> None:

@@ -17,20 +17,16 @@ the lock and then finds COMPLETE.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import KernelError, PhaseError
+from ..errors import KernelError
 from ..extract import extract
 from ..fsutil import file_digest, file_lock, text_digest, write_if_changed
-from ..runlog import log_tail
+from ..runlog import run
 
 RUMP_SRC_TARBALL = "netbsd-rump-src-2016.tar.xz"
 BUILDRUMP_TARBALL = "buildrump.sh-2017.tar.xz"
@@ -148,54 +144,18 @@ def _is_compile(line: str) -> bool:
 
 def _run_with_progress(cmd: list[str], log: Path, env: dict[str, str], cwd: Path, out,
                        timeout: float = BUILD_TIMEOUT) -> None:
-    """Run the build into `log`, echoing buildrump.sh's '>>' stage lines and a count of compiled files.
-    A watchdog ends the whole process group after `timeout` seconds, whether it prints or not."""
-    full_env = dict(os.environ, LC_ALL="C", **env)
+    """Run the build into `log` (runlog.run: its own process group, stopped after `timeout` whether it prints
+    or not), echoing buildrump.sh's '>>' stage lines and a count of compiled files."""
     compiled = 0
-    timed_out = threading.Event()
 
-    def expire() -> None:
-        timed_out.set()
-        _end_group(proc)
+    def show(text: str) -> None:
+        nonlocal compiled
+        if text.startswith(">> "):
+            print(f"rump: {text[3:]}", file=out, flush=True)
+        elif _is_compile(text):
+            compiled += 1
+            if compiled % 250 == 0:
+                print(f"rump: {compiled} files compiled", file=out, flush=True)
 
-    with log.open("ab") as f:
-        f.write(("$ " + " ".join(cmd) + "\n").encode())
-        proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        watchdog = threading.Timer(timeout, expire)
-        watchdog.start()
-        assert proc.stdout is not None
-        try:
-            for line in proc.stdout:
-                f.write(line)
-                text = line.decode(errors="replace").rstrip()
-                if text.startswith(">> "):
-                    print(f"rump: {text[3:]}", file=out, flush=True)
-                elif _is_compile(text):
-                    compiled += 1
-                    if compiled % 250 == 0:
-                        print(f"rump: {compiled} files compiled", file=out, flush=True)
-            rc = proc.wait(timeout=60)
-        finally:
-            watchdog.cancel()
-            _end_group(proc)
-    if timed_out.is_set():
-        raise PhaseError(f"rump kernel build took longer than {timeout:.0f}s; stopped it", command=cmd,
-                         log=log, tail=log_tail(log))
-    if rc != 0:
-        raise PhaseError(f"rump kernel build failed with exit status {rc}", command=cmd, log=log,
-                         tail=log_tail(log))
-
-
-def _end_group(proc: subprocess.Popen) -> None:
-    """Stop the build and every child it started (make -j, compilers): TERM, then KILL."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
+    run(cmd, log=log, cwd=cwd, env={"LC_ALL": "C", **env}, what="rump kernel build", timeout=timeout,
+        on_line=show)

@@ -16,20 +16,14 @@ from pathlib import Path
 
 from ..errors import HarnessError, TestFailure, UsageError
 from ..layout import Layout
-from ..vm.suite import EXPECT_FAIL, Outcome, read_junit, report_controls, run_pytest_group
+from ..outcomes import Outcome
+from ..vm.suite import control_keyword, expected_failures, report_controls, run_pytest
 from .kernel import ensure_rump_kernel, missing_tarballs
 from .lane import CONTROLS_DIR, default_sources
 
 
 def control_patches(root: Path) -> list[tuple[Path, list[str]]]:
-    found = []
-    for p in sorted((root / CONTROLS_DIR).glob("*.patch")):
-        expected = [n.strip() for line in EXPECT_FAIL.findall(p.read_text()) for n in line.split(",")]
-        if not expected:
-            raise UsageError(f"{p}: a negative control must name the scenarios it breaks "
-                             f"(`Expect-Fail: name`)")
-        found.append((p, expected))
-    return found
+    return [(p, expected_failures(p)) for p in sorted((root / CONTROLS_DIR).glob("*.patch"))]
 
 
 def run_rump_suite(args: argparse.Namespace, layout: Layout) -> int:
@@ -45,8 +39,10 @@ def run_rump_suite(args: argparse.Namespace, layout: Layout) -> int:
     outcome = _pytest(args, layout, results / "junit-rump.xml", args.keyword)
     if outcome.returncode == 5:
         raise UsageError(f"no rump scenario matches -k {args.keyword!r}")
-    failed = sorted(n for n, s in outcome.tests.items() if s in ("failed", "error"))
-    skipped = sorted(n for n, s in outcome.tests.items() if s == "skipped")
+    if outcome.harness_broke:
+        raise HarnessError(f"the rump lane's harness broke (not a verdict on the product); "
+                           f"see {outcome.junit}")
+    failed, skipped = outcome.failed(), outcome.skipped()
     if outcome.returncode == 1:
         raise TestFailure(f"{len(failed)} rump scenario(s) failed: {', '.join(failed)}\n"
                           f"JUnit XML: {outcome.junit}; logs: {results / 'rump' / 'logs'}")
@@ -74,15 +70,17 @@ def _run_controls(args: argparse.Namespace, layout: Layout, results: Path) -> in
         raise UsageError(f"no negative controls in {layout.root / CONTROLS_DIR}")
     rows = []
     for patch, expected in controls:
-        keyword = " or ".join(sorted({n.split("[", 1)[0] for n in expected}))
-        outcome = _pytest(args, layout, results / f"junit-rump-control-{patch.stem}.xml", keyword,
-                          env={"BUILDTOOL_RUMP_VARIANT": str(patch)})
+        outcome = _pytest(args, layout, results / f"junit-rump-control-{patch.stem}.xml",
+                          control_keyword(expected), env={"BUILDTOOL_RUMP_VARIANT": str(patch)})
+        if outcome.harness_broke:
+            raise HarnessError(f"the rump lane's harness broke while running control {patch.name}; "
+                               f"see {outcome.junit}")
         missing = [n for n in expected if n not in outcome.tests]
         if missing:
             raise UsageError(f"{patch}: Expect-Fail names unknown scenarios: {', '.join(missing)}")
         if any(s == "skipped" for s in outcome.tests.values()):
             raise HarnessError(f"control {patch.name}: scenarios were skipped ({outcome.junit})")
-        failed = sorted(n for n, s in outcome.tests.items() if s in ("failed", "error"))
+        failed = outcome.failed()
         rows.append((patch.name, expected, failed, all(n in failed for n in expected)))
     return report_controls(rows, "rump lane negative controls", "the rump lane")
 
@@ -94,4 +92,4 @@ def _pytest(args: argparse.Namespace, layout: Layout, junit: Path, keyword: str 
     if keyword:
         cmd += ["-k", keyword]
     full_env = dict(os.environ, BUILDTOOL_VM_RESULTS=str(junit.parent), **(env or {}))
-    return read_junit(junit, run_pytest_group(cmd, layout.root, full_env, "the rump lane", str(junit)))
+    return run_pytest(cmd, junit, layout.root, full_env, "the rump lane", str(junit))

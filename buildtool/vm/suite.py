@@ -22,13 +22,13 @@ import os
 import re
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import HarnessError, TestFailure, UsageError
 from ..layout import Layout
+from ..outcomes import Outcome, outcomes_path, pytest_args, read_outcomes
 from ..runlog import stop_group
 
 # A TCG guest running a scenario keeps its vCPU about half busy (the rest is waiting on timers, the
@@ -37,20 +37,6 @@ GUESTS_PER_CPU = 2
 MAX_GUESTS = 4
 SUITE_TIMEOUT = 4 * 3600.0  # seconds for one pytest run of the VM scenarios (minutes, normally)
 EXPECT_FAIL = re.compile(r"^Expect-Fail:\s*(.+)$", re.M)
-
-
-@dataclass
-class Outcome:
-    """What one pytest run did, per test name (`test_x[param]`): passed, failed, error, skipped."""
-
-    returncode: int
-    junit: Path
-    tests: dict[str, str] = field(default_factory=dict)
-    messages: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def harness_broke(self) -> bool:
-        return any(re.match(r"(buildtool\.errors\.)?HarnessError\b", m) for m in self.messages.values())
 
 
 def default_guests() -> int:
@@ -169,7 +155,7 @@ def run_suite(args: argparse.Namespace, layout: Layout) -> int:
     if outcome.harness_broke:
         raise HarnessError("the VM harness broke (not a verdict on the product); see " + str(outcome.junit))
     if outcome.returncode == 1:
-        failed = sorted(n for n, s in outcome.tests.items() if s in ("failed", "error"))
+        failed = outcome.failed()
         raise TestFailure(f"{len(failed)} VM scenario(s) failed: {', '.join(failed)}\n"
                           f"JUnit XML: {outcome.junit}; console logs: {results / 'console'}")
     if outcome.returncode != 0:
@@ -181,14 +167,23 @@ def control_patches(layout: Layout) -> list[tuple[Path, list[str]]]:
     """The negative-control patches and the scenarios each must make fail."""
     from ..patch import series
 
-    found = []
-    for p in series(layout.root / "patches" / "ppp-mppe" / "broken"):
-        expected = [name.strip() for line in EXPECT_FAIL.findall(p.read_text()) for name in line.split(",")]
-        if not expected:
-            raise UsageError(f"{p}: a negative control must name the scenarios it breaks "
-                             f"(`Expect-Fail: name`)")
-        found.append((p, expected))
-    return found
+    return [(p, expected_failures(p)) for p in series(layout.root / "patches" / "ppp-mppe" / "broken")]
+
+
+def expected_failures(patch: Path) -> list[str]:
+    """The scenarios a control patch names in its `Expect-Fail:` lines (comma-separated, several lines
+    add up); UsageError when it names none."""
+    expected = [n.strip() for line in EXPECT_FAIL.findall(patch.read_text()) for n in line.split(",")]
+    expected = [n for n in expected if n]
+    if not expected:
+        raise UsageError(f"{patch}: a negative control must name the scenarios it breaks "
+                         f"(`Expect-Fail: name`)")
+    return expected
+
+
+def control_keyword(expected: list[str]) -> str:
+    """The `-k` expression that selects every scenario of `expected` (all its parameters)."""
+    return " or ".join(sorted({n.split("[", 1)[0] for n in expected}))
 
 
 def _run_controls(args: argparse.Namespace, layout: Layout, results: Path) -> int:
@@ -209,18 +204,18 @@ def _run_controls(args: argparse.Namespace, layout: Layout, results: Path) -> in
         dest = layout.pkg_work(recipe.name) / "controls" / patch.name
         kmod.build_modules(target, recipe, kpatches, distinfo, layout, jobs=args.jobs,
                            log_dir=layout.logs(recipe.name), extra_patches=(patch,), dest=dest)
-        keyword = " or ".join(sorted({n.split("[", 1)[0] for n in expected}))
-        outcome = _pytest(args, layout, results, results / f"junit-control-{patch.name}.xml", keyword=keyword,
+        outcome = _pytest(args, layout, results, results / f"junit-control-{patch.name}.xml",
+                          keyword=control_keyword(expected),
                           env={"BUILDTOOL_VM_MODULES": str(dest), "BUILDTOOL_VM_VARIANT": patch.name})
         if outcome.harness_broke:
             raise HarnessError(f"the VM harness broke while running control {patch.name}; "
                                f"see {outcome.junit}")
-        failed = {n for n, s in outcome.tests.items() if s in ("failed", "error")}
+        failed = outcome.failed()
         missing = [n for n in expected if n not in outcome.tests]
         if missing:
             raise UsageError(f"{patch}: Expect-Fail names unknown scenarios: {', '.join(missing)}")
         caught = all(n in failed for n in expected)
-        rows.append((patch.name, expected, sorted(failed), caught))
+        rows.append((patch.name, expected, failed, caught))
     return report_controls(rows, "negative controls", "the suite")
 
 
@@ -250,8 +245,19 @@ def _pytest(args: argparse.Namespace, layout: Layout, results: Path, junit: Path
                     **{ENV_WORK: str(layout.work.resolve()), ENV_PACKAGES: str(layout.packages.resolve())})
     full_env.pop(ENV_PREBUILT, None)
     full_env.update(env or {})
-    return read_junit(junit, run_pytest_group(cmd, layout.root, full_env, "the VM suite",
-                                              f"{junit} and the console logs under {results}"))
+    return run_pytest(cmd, junit, layout.root, full_env, "the VM suite",
+                      f"{junit} and the console logs under {results}")
+
+
+def run_pytest(cmd: list[str], junit: Path, cwd: Path, env: dict[str, str], what: str, see: str) -> Outcome:
+    """Run pytest (`cmd`, writing its JUnit XML to `junit`) with the outcome recorder loaded; what it did.
+
+    The recorder's file is removed first, so a run that dies before writing it is never read as the
+    previous run's verdict."""
+    path = outcomes_path(junit)
+    path.unlink(missing_ok=True)
+    cmd = [*cmd, *pytest_args(path)]
+    return read_outcomes(junit, run_pytest_group(cmd, cwd, env, what, see))
 
 
 def run_pytest_group(cmd: list[str], cwd: Path, env: dict[str, str], what: str, see: str) -> int:
@@ -270,22 +276,3 @@ def run_pytest_group(cmd: list[str], cwd: Path, env: dict[str, str], what: str, 
     except BaseException:
         stop_group(proc)  # the guests go down with the suite: nothing left running
         raise
-
-
-def read_junit(path: Path, returncode: int) -> Outcome:
-    outcome = Outcome(returncode=returncode, junit=path)
-    if not path.exists():
-        return outcome
-    for case in ET.parse(path).getroot().iter("testcase"):
-        name = case.get("name", "")
-        state, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                state = {"failure": "failed", "error": "error", "skipped": "skipped"}[child.tag]
-                message = child.get("message") or ""  # "module.ExceptionClass: text" (not the traceback)
-                break
-        if outcome.tests.get(name) in ("failed", "error"):
-            continue  # a teardown error after a failure keeps the failure
-        outcome.tests[name] = state
-        outcome.messages[name] = message
-    return outcome

@@ -1,0 +1,177 @@
+"""The VM layer without QEMU: the QEMU command line, the framed console channel (driven against the host's
+own /bin/sh instead of a guest's), the guest-side wait loop (run by /bin/sh here, against the host's
+/proc/uptime) and the choice of negative controls from their `Expect-Fail:` headers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from buildtool.errors import HarnessError, UsageError
+from buildtool.layout import Layout
+from buildtool.vm.console import CHUNK, CommandTimeout, Console, GuestCrash
+from buildtool.vm.guest import LinuxGuest
+from buildtool.vm.qemu import BootRequest, QemuTcg, SocketNic
+from buildtool.vm.suite import control_keyword, control_patches, expected_failures
+from buildtool.vm.topology import wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --- the QEMU command line -----------------------------------------------------------------------------
+
+def _pairs(argv: list[str]) -> list[tuple[str, str]]:
+    """Every two neighbouring arguments (a flag and its value among them)."""
+    return list(zip(argv, argv[1:], strict=False))
+
+
+def test_qemu_boots_kernel_and_initrd_with_socket_nics(tmp_path):
+    req = BootRequest(kernel=tmp_path / "vmlinuz", initrd=tmp_path / "initrd",
+                      cmdline="console=ttyS0 panic=-1", memory_mb=768, cpus=1,
+                      nics=(SocketNic(40001, True, "52:54:00:00:00:01"),
+                            SocketNic(40002, False, "52:54:00:00:00:02")))
+    argv = QemuTcg(extra_args=["-snapshot"]).command(req)
+    assert Path(argv[0]).name == "qemu-system-x86_64" and os.access(argv[0], os.X_OK)
+    pairs = _pairs(argv)
+    for pair in [("-accel", "tcg"), ("-m", "768"), ("-smp", "1"), ("-kernel", str(tmp_path / "vmlinuz")),
+                 ("-initrd", str(tmp_path / "initrd")), ("-append", "console=ttyS0 panic=-1"),
+                 ("-chardev", "stdio,id=console,signal=off"), ("-serial", "chardev:console"),
+                 ("-netdev", "socket,id=net0,listen=127.0.0.1:40001"),
+                 ("-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01"),
+                 ("-netdev", "socket,id=net1,connect=127.0.0.1:40002"),
+                 ("-device", "virtio-net-pci,netdev=net1,mac=52:54:00:00:00:02")]:
+        assert pair in pairs, pair
+    assert "-no-reboot" in argv and "-nodefaults" in argv and argv[-1] == "-snapshot"
+    assert "-cdrom" not in argv
+
+
+def test_qemu_boots_an_iso_instead_of_a_kernel(tmp_path):
+    req = BootRequest(kernel=tmp_path / "k", initrd=tmp_path / "i", cmdline="x", iso=tmp_path / "boot.iso")
+    argv = QemuTcg().command(req)
+    assert ("-cdrom", str(tmp_path / "boot.iso")) in _pairs(argv) and ("-boot", "d") in _pairs(argv)
+    assert "-kernel" not in argv and "-append" not in argv and "-netdev" not in argv
+
+
+def test_a_missing_vmm_names_its_debian_package(tmp_path):
+    vmm = QemuTcg(binary="qemu-system-x86_64-not-installed")
+    with pytest.raises(HarnessError, match="qemu-system-x86_64-not-installed is not installed"):
+        vmm.command(BootRequest(kernel=tmp_path / "k", initrd=tmp_path / "i", cmdline=""))
+
+
+# --- the framed console channel, against the host's shell ------------------------------------------------
+
+# The channel stages each command in /tmp/.bt-cmd (the guest's own /tmp); here the shell gets a private
+# /tmp of its own (a mount namespace), so two of these tests running at once cannot run each other's
+# commands.
+SHELL = ["unshare", "--map-root-user", "--mount", "/bin/sh", "-c",
+         "mount -t tmpfs tmpfs /tmp && exec /bin/sh -i"]
+
+
+@pytest.fixture
+def console(tmp_path):
+    """A Console over an interactive /bin/sh on a pty: the same framing, prompt and crash watch as on a
+    guest."""
+    con = Console(SHELL, tmp_path / "console.log", LinuxGuest.crash_patterns, deadline=time.monotonic() + 120)
+    con.set_prompt(timeout=20)
+    yield con
+    con.close()
+
+
+def test_console_returns_output_and_exit_status(console):
+    res = console.run("echo hello; echo 'it''s' \"$((6 * 7))\" >&2; exit 3", timeout=20)
+    assert res.status == 3 and res.output == "hello\nits 42\n"
+    assert console.run("true", timeout=20).status == 0
+
+
+def test_console_prompt_cannot_be_matched_by_what_a_command_prints(console):
+    """The prompt is set in two quoted halves; a command echoing `PS1` text does not end the frame early."""
+    a, b = console._halves
+    res = console.run(f"echo '{a}' '{b}'; echo after; exit 0", timeout=20)
+    assert res.status == 0 and res.output.endswith("after\n") and res.output.startswith(a)
+    assert console.prompt not in res.output
+
+
+def test_console_sends_long_commands_in_chunks(console):
+    """A command longer than one tty line (base64 in CHUNK pieces) arrives intact, quotes and all."""
+    words = [f"w{i}'\"$x" for i in range(CHUNK)]
+    script = "cat <<'EOF'\n" + "\n".join(words) + "\nEOF"
+    assert len(script) > 3 * CHUNK
+    res = console.run(script, timeout=30)
+    assert res.status == 0 and res.output.splitlines() == words
+
+
+def test_console_sees_a_crash_pattern(console):
+    with pytest.raises(GuestCrash, match="Kernel panic - not syncing: Fatal exception"):
+        console.run("echo 'Kernel panic - not syncing: Fatal exception'; sleep 5", timeout=20)
+
+
+def test_console_timeout_interrupts_the_command(console):
+    with pytest.raises(CommandTimeout, match="timed out after 1s while running: sleep 30"):
+        console.run("sleep 30", timeout=1)
+    assert console.run("echo back", timeout=20).output == "back\n"  # ^C returned the shell
+
+
+def test_console_reports_the_process_exiting_as_the_harness(console):
+    console.send_raw("exit 7\n")
+    with pytest.raises(HarnessError, match=r"QEMU exited while running: true \(exit status 7\)"):
+        console.run("true", timeout=20)
+
+
+def test_console_watchdog(tmp_path):
+    con = Console(SHELL, tmp_path / "console.log", (), deadline=time.monotonic() - 1)
+    try:
+        with pytest.raises(HarnessError, match="global watchdog expired"):
+            con.set_prompt(timeout=20)
+    finally:
+        con.close()
+
+
+# --- the guest-side wait loop ------------------------------------------------------------------------------
+
+def _sh(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["/bin/sh", "-c", code], cwd=cwd, capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_wait_until_returns_once_the_condition_holds(tmp_path):
+    done = _sh(wait_until("[ -e flag ]", 20, each="n=$((${n:-0} + 1)); [ $n -lt 3 ] || touch flag"), tmp_path)
+    assert done.returncode == 0 and (tmp_path / "flag").exists(), done.stderr
+    assert _sh(wait_until("true", 20, on_timeout="echo never"), tmp_path).stdout == ""
+
+
+def test_wait_until_gives_up_after_its_seconds(tmp_path):
+    t0 = time.monotonic()
+    done = _sh(wait_until("[ -e never ]", 1, on_timeout="echo gave up"), tmp_path)
+    print(f"wait_until(1 s) gave up after {time.monotonic() - t0:.2f}s")
+    assert (done.returncode, done.stdout, done.stderr) == (1, "gave up\n", "")
+
+
+# --- negative controls: which scenarios each must break -------------------------------------------------
+
+def test_expect_fail_lines_are_comma_separated_and_add_up(tmp_path):
+    p = tmp_path / "patch-xz"
+    p.write_text("Expect-Fail: test_a[x], test_b\nSome text\nExpect-Fail: test_a[y],\n--- a/f\n+++ b/f\n")
+    assert expected_failures(p) == ["test_a[x]", "test_b", "test_a[y]"]
+    assert control_keyword(expected_failures(p)) == "test_a or test_b"
+
+
+def test_a_control_without_expect_fail_is_refused(tmp_path):
+    p = tmp_path / "patch-xz"
+    p.write_text("A broken variant.\n Expect-Fail: indented, not a header\n--- a/f\n+++ b/f\n")
+    with pytest.raises(UsageError, match=rf"{re.escape(str(p))}: a negative control must name"):
+        expected_failures(p)
+
+
+def test_every_control_names_scenarios_that_exist():
+    """Each control of patches/ppp-mppe/broken names scenario functions the VM suite has."""
+    controls = control_patches(Layout.default(root=REPO))
+    assert controls
+    defined = set(re.findall(r"^def (test_\w+)", "\n".join(p.read_text() for p in (REPO / "tests" / "vm")
+                                                           .glob("test_*.py")), re.M))
+    for patch, expected in controls:
+        assert expected and set(control_keyword(expected).split(" or ")) <= defined, patch

@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 
 from . import hosttools
+from .ccache import CompilerCache
 from .errors import RecipeError
 from .layout import PREFIX, Layout
 from .recipe import Recipe
@@ -41,14 +42,16 @@ class BuildContext:
     deps: dict[str, DepInfo] = field(default_factory=dict)
     prefix_map: str = ""  # -ffile-prefix-map flags (Layout.prefix_map_flags) for reproducible objects
     source_date_epoch: str = ""  # for tools that stamp dates into what they build (openssl's "built on")
+    compiler_cache: CompilerCache | None = None  # None: the compilers run directly
 
     @classmethod
     def for_recipe(cls, recipe: Recipe, layout: Layout, jobs: int = 2, verbose: bool = False,
-                   progress: bool | None = None) -> BuildContext:
+                   progress: bool | None = None, compiler_cache: bool = True) -> BuildContext:
         deps = {d: DepInfo(d, str(layout.stage(d)), str(layout.stage_prefix(d))) for d in recipe.depends}
         return cls(wrksrc=layout.srcdir(recipe.name) / recipe.wrksrc, destdir=layout.stage(recipe.name),
                    log_dir=layout.logs(recipe.name), jobs=jobs, verbose=verbose, progress=progress, deps=deps,
-                   prefix_map=layout.prefix_map_flags(), source_date_epoch=_source_date_epoch(layout, recipe))
+                   prefix_map=layout.prefix_map_flags(), source_date_epoch=_source_date_epoch(layout, recipe),
+                   compiler_cache=CompilerCache.find(layout.cache, compiler_cache))
 
     def variables(self) -> dict[str, object]:
         return {"prefix": self.prefix, "destdir": str(self.destdir), "stage_prefix": str(self.stage_prefix),
@@ -89,6 +92,9 @@ def build(recipe: Recipe, ctx: BuildContext) -> None:
     env = {k: render(recipe, v, variables) for k, v in recipe.env.items()}
     if ctx.source_date_epoch:
         env.setdefault("SOURCE_DATE_EPOCH", ctx.source_date_epoch)
+    if ctx.compiler_cache is not None:  # its PATH wraps the recipe's (or the inherited) PATH
+        path = env.pop("PATH", os.environ.get("PATH", os.defpath))
+        env.update(ctx.compiler_cache.env(path))
     for step in ("configure", "build", "install", "smoke"):
         for argv in getattr(recipe, step):
             run(render_argv(recipe, argv, variables), log=ctx.log_dir / f"{step}.log", cwd=ctx.wrksrc,

@@ -33,6 +33,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", help="use the distfile cache only; never download")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
                    help="plain log lines instead of a progress bar")
+    p.add_argument("--no-ccache", dest="compiler_cache", action="store_false",
+                   help="compile without the compiler cache (ccache; it never changes what is built)")
     p.add_argument("--work", type=Path, help="work tree (default: ./work)")
     p.add_argument("--packages", dest="packages_dir", type=Path,
                    help="package output directory (default: ./packages)")
@@ -110,7 +112,7 @@ def _options(args: argparse.Namespace, through: str) -> pipeline.Options:
         raise UsageError("-j needs a positive number of jobs")
     return pipeline.Options(
         jobs=args.jobs, dry_run=args.dry_run, verbose=args.verbose, offline=args.offline,
-        progress=args.progress, kernel=args.kernel, through=through,
+        progress=args.progress, kernel=args.kernel, through=through, compiler_cache=args.compiler_cache,
         kernel_options=_kernel_options(args))
 
 

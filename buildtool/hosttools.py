@@ -33,6 +33,7 @@ TOOL_PACKAGES: dict[str, str] = {
     "ld": "binutils",
     "objcopy": "binutils",
     "file": "file",
+    "ccache": "ccache",
 }
 
 

@@ -42,6 +42,7 @@ class Options:
     kernel: str = "linux-6.1"  # kernel profile name, or "none" for userland only
     kernel_options: dict = field(default_factory=dict)  # --sysdir, --kernel-dir, --kernel-source, --host
     through: str = "package"  # last phase to run
+    compiler_cache: bool = True  # compile through ccache when it is installed (buildtool/ccache.py)
 
 
 @dataclass
@@ -238,7 +239,7 @@ class PackageRun:
     def build(self) -> None:
         build_phase.build(self.recipe, build_phase.BuildContext.for_recipe(
             self.recipe, self.layout, jobs=self.ctx.options.jobs, verbose=self.ctx.options.verbose,
-            progress=self.ctx.options.progress))
+            progress=self.ctx.options.progress, compiler_cache=self.ctx.options.compiler_cache))
 
     def run_kmod(self, k_build: str) -> str:
         from . import kmod

@@ -11,7 +11,8 @@ from buildtool.cli import main
 from buildtool.distinfo import distfile_sum, patch_sha1, write_distinfo
 
 HELLO_C = '#include <stdio.h>\nint main(void)\n{\n\tputs("{word}");\n\treturn 0;\n}\n'
-MAKEFILE = ("all: {name}\n{name}: {name}.c\n\t$(CC) $(CFLAGS) -o {name} {name}.c\n"
+MAKEFILE = ("all: {name}\n{name}: {name}.o\n\t$(CC) -o {name} {name}.o\n"
+            "{name}.o: {name}.c\n\t$(CC) $(CFLAGS) -c {name}.c\n"
             "install:\n\tmkdir -p $(DESTDIR)$(PREFIX)/bin\n\tcp {name} $(DESTDIR)$(PREFIX)/bin/{name}\n")
 
 RECIPE = """

@@ -204,7 +204,8 @@ def test_netem(link: SingleGuest, kind: str, figures):
         link.client(f"{PING} -f -c {CATCH_UP_PACKETS} -w 240 {peer} >/dev/null", timeout=270, check=False)
     sent, received = ping_stats(link.client(f"{PING} -c 10 -i 0.1 -W 2 {peer}", timeout=60,
                                             check=False).output)
-    assert received == sent, f"after {kind}: {received}/{sent}: the tunnel did not recover"
+    assert received == sent, (f"after {kind}: {received}/{sent}: the tunnel did not recover (client's pppd "
+                              f"{'still' if link.connected() else 'no longer'} up)\n{link.ppp_logs(40)}")
     sent, received = ping_stats(link.client(f"{PING} -c 1 -W 10 -s 50000 {peer}", timeout=60,
                                             check=False).output)
     assert received == sent, f"after {kind}: the 50000-byte ping did not come back"

@@ -84,32 +84,47 @@ class Table:
             print(f"{what:58s} {seconds:8.1f} s  {ratio:>6s}  {note}")
 
 
-def cold_build(checkout: Path, tmp: Path, log: Path, jobs: int) -> tuple[int, float]:
-    work, packages = tmp / "work", tmp / "packages"
+def cold_build(checkout: Path, tmp: Path, log: Path, jobs: int, *extra: str) -> tuple[int, float]:
+    """`buildtool package --kernel none` of `checkout` into the work tree and packages under `tmp`."""
     return sh([str(checkout / ".venv/bin/buildtool"), "package", "--kernel", "none", f"-j{jobs}",
-               "--no-progress", "--work", str(work), "--packages", str(packages)], checkout, log)
+               "--no-progress", "--work", str(tmp / "work"), "--packages", str(tmp / "packages"), *extra],
+              checkout, log)
 
 
 def part_build(base: Path, table: Table, log: Path, jobs: int) -> None:
+    ccache = default_cache() / "ccache"
     with tempfile.TemporaryDirectory(prefix="bench-build-") as t:
         rc, b = cold_build(base, Path(t) / "base", log, jobs)
         table.add("cold userland build, baseline", b, note=f"exit {rc}")
-        rc, n = cold_build(ROOT, Path(t) / "new", log, jobs)
-        table.add("cold userland build, this checkout", n, b, f"exit {rc}")
+        rc, n = cold_build(ROOT, Path(t) / "nocache", log, jobs, "--no-ccache")
+        table.add("cold build, this checkout, --no-ccache", n, b, f"exit {rc}")
+        saved = ccache.with_name("ccache.bench-saved")
+        if ccache.exists():
+            ccache.rename(saved)
+        try:
+            rc, fill = cold_build(ROOT, Path(t) / "fill", log, jobs)
+            table.add("cold build, this checkout, empty compiler cache", fill, b, f"exit {rc}")
+        finally:
+            shutil.rmtree(saved, ignore_errors=True)  # the cache just filled holds the same objects
+        rc, warm = cold_build(ROOT, Path(t) / "new", log, jobs)
+        table.add("cold work tree, this checkout, compiler cache warm", warm, b, f"exit {rc}")
+        same = all((Path(t) / "new/packages/All" / p.name).read_bytes() == p.read_bytes()
+                   for p in (Path(t) / "nocache/packages/All").glob("*.tgz"))
+        print(f"bench: packages with and without the compiler cache byte-identical: {same}", flush=True)
         rc, noop = cold_build(ROOT, Path(t) / "new", log, jobs)
         table.add("no-op rerun, this checkout", noop, note=f"exit {rc}")
         # one patch changed: a copy of the checkout with a touched poptop patch, same work tree
         copy = Path(t) / "repo"
         shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns("work", "packages", "results", ".git",
                                                                     "__pycache__", ".venv"))
-        os.symlink(ROOT / ".venv", copy / ".venv")
         patch = sorted((copy / "patches" / "poptop").glob("patch-*"))[0]
         lines = patch.read_text().split("\n")
         patch.write_text("\n".join([*lines[:2], "(benchmark: header touched)", *lines[2:]]))
-        sh([str(ROOT / ".venv/bin/python"), "-m", "buildtool", "makepatchsum", "poptop"], copy, log)
-        rc, one = sh([str(ROOT / ".venv/bin/python"), "-m", "buildtool", "package", "--kernel", "none",
-                      f"-j{jobs}", "--no-progress", "--work", str(Path(t) / "new" / "work"),
-                      "--packages", str(Path(t) / "new" / "packages")], copy, log)
+        python = str(ROOT / ".venv/bin/python")
+        sh([python, "-m", "buildtool", "makepatchsum", "poptop"], copy, log)
+        rc, one = sh([python, "-m", "buildtool", "package", "--kernel", "none", f"-j{jobs}", "--no-progress",
+                      "--work", str(Path(t) / "new/work"), "--packages", str(Path(t) / "new/packages")],
+                     copy, log)
         table.add(f"rerun after changing {patch.name} of poptop", one, note=f"exit {rc}")
 
 

@@ -25,12 +25,16 @@ RESULT = re.compile(r"^ccp_probe: len=(\d+) unit=\d+ result=(\w+)$", re.M)
 
 
 @pytest.fixture(autouse=True)
-def _no_tunnel(_tunnel_topology):
-    """The probe unloads the PPP modules, which a connected tunnel holds. In a parallel run the scenarios
-    come in any order, so one may have left the tunnel up in this guest: take it down first."""
+def _probe_guest(_tunnel_topology, vm):
+    """The probes unload the PPP modules, which a connected tunnel holds, and load other ones. In a
+    parallel run the scenarios come in any order, so: take down a tunnel another scenario left up in this
+    guest first, and afterwards load the modules the tunnel scenarios expect (ours) again."""
     t = _tunnel_topology
     if t.is_current() and t.connected():
         t.disconnect()
+    yield
+    if not vm.dirty:
+        t.load_modules(vm)
 
 
 def unload_ppp(vm) -> None:

@@ -201,6 +201,11 @@ class Topology:
             self.setup()
         return self
 
+    def hang_up(self) -> None:
+        """End a call an earlier scenario left up in these guests (scenarios may run in any order)."""
+        if self.is_current() and self.connected():
+            self.disconnect()
+
     def booted_config(self) -> TunnelConfig:
         """The config a freshly booted guest's files were rendered from (the image's MPPE defaults)."""
         d = TunnelConfig()

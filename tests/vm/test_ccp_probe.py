@@ -30,8 +30,7 @@ def _probe_guest(_tunnel_topology, vm):
     parallel run the scenarios come in any order, so: take down a tunnel another scenario left up in this
     guest first, and afterwards load the modules the tunnel scenarios expect (ours) again."""
     t = _tunnel_topology
-    if t.is_current() and t.connected():
-        t.disconnect()
+    t.hang_up()
     yield
     if not vm.dirty:
         t.load_modules(vm)

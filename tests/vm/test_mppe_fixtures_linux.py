@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
 
 @pytest.fixture(scope="module")
-def stock(vm):
+def stock(vm, _tunnel_topology):
+    _tunnel_topology.hang_up()  # use_mppe swaps the modules, which a call holds
     info = use_mppe(vm, "stock")
     yield vm, info
     use_mppe(vm, "ours")

@@ -282,6 +282,7 @@ def test_idle_call_loses_its_gre_mapping(masq: NatTopology, keepalive: bool, fig
     server = end.config.ppp_local
     assert ping_stats(end.client(f"{PING} -c 2 -i 0.2 -W 5 {server}", check=False).output) == (2, 2)
     end.client(f"sleep {GRE_IDLE + 4}", timeout=GRE_IDLE + 30)
+    idle_entries = masq.conntrack()
     sent, received = ping_stats(end.client(f"{PING} -c 3 -i 0.5 -W 3 {server}", check=False).output)
     entries = masq.conntrack()
     mapped = [line for line in entries.splitlines() if line.startswith("gre") and "[ASSURED]" in line]
@@ -289,7 +290,9 @@ def test_idle_call_loses_its_gre_mapping(masq: NatTopology, keepalive: bool, fig
         assert received == sent, f"with LCP echoes the call lost traffic: {received}/{sent}"
         assert len(mapped) == 1, entries
     else:
-        assert received == 0, f"an idle call kept its GRE mapping past the timeout: {received}/{sent}"
+        assert received == 0, (f"an idle call kept its GRE mapping past the timeout: {received}/{sent}\n"
+                               f"router's conntrack after the idle time:\n{idle_entries}\nafter the pings:\n"
+                               f"{entries}")
         assert not mapped, f"the router still maps the idle call's GRE:\n{entries}"
         figures.record("idle_call_after_gre_timeout", f"{received}/{sent} pings")
     survival(masq, [end])

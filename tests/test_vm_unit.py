@@ -68,8 +68,22 @@ def test_a_missing_vmm_names_its_debian_package(tmp_path):
 # The channel stages each command in /tmp/.bt-cmd (the guest's own /tmp); here the shell gets a private
 # /tmp of its own (a mount namespace), so two of these tests running at once cannot run each other's
 # commands.
-SHELL = ["unshare", "--map-root-user", "--mount", "/bin/sh", "-c",
-         "mount -t tmpfs tmpfs /tmp && exec /bin/sh -i"]
+PRIVATE_TMP_SHELL = ["unshare", "--map-root-user", "--mount", "/bin/sh", "-c",
+                     "mount -t tmpfs tmpfs /tmp && exec /bin/sh -i"]
+
+
+def _shell() -> list[str]:
+    """The private-/tmp shell where user and mount namespaces are allowed; else (a chroot, say) a plain
+    interactive shell, which is safe as long as these tests do not run in parallel with each other."""
+    try:
+        ok = subprocess.run([*PRIVATE_TMP_SHELL[:4], "-c", "mount -t tmpfs tmpfs /tmp"], timeout=30,
+                            stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return PRIVATE_TMP_SHELL if ok else ["/bin/sh", "-i"]
+
+
+SHELL = _shell()
 
 
 @pytest.fixture

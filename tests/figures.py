@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from buildtool.fsutil import write_if_changed
+
 
 def worker() -> str:
     """The pytest-xdist worker this process is ("gw0", ...), or "" when pytest runs without workers."""
@@ -38,7 +40,7 @@ class Figures:
         self.save()
 
     def save(self) -> None:
-        _write_json(self.path, self.values)
+        write_if_changed(self.path, _json(self.values))
 
 
 def merge_parts(path: Path, since: float) -> dict[str, object]:
@@ -58,14 +60,11 @@ def merge_parts(path: Path, since: float) -> dict[str, object]:
         distinct = {json.dumps(v, sort_keys=True) for v in by_worker.values()}
         values[key] = next(iter(by_worker.values())) if len(distinct) == 1 else by_worker
     if parts:
-        _write_json(path, values)
+        write_if_changed(path, _json(values))
         for part in parts:
             part.unlink()
     return values
 
 
-def _write_json(path: Path, values: dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(values, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+def _json(values: dict[str, object]) -> str:
+    return json.dumps(values, indent=2, sort_keys=True, default=str) + "\n"

@@ -15,11 +15,11 @@ order, which xdist requires. Without xdist nothing is reordered.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from buildtool.fsutil import write_if_changed
 from buildtool.layout import default_cache
 
 
@@ -60,10 +60,7 @@ class Recorder:
             return
         merged = {**read_durations(self.path), **{k: round(v, 2) for k, v in self.seconds.items()}}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-            os.replace(tmp, self.path)
+            write_if_changed(self.path, json.dumps(merged, indent=1, sort_keys=True) + "\n")
         except OSError:
             pass  # a hint for the next run's order, never a reason to fail this one
 

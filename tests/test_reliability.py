@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from namespaces import can_mount_in_a_namespace
 from synthetic import RECIPE, bt, make_tarball
 
 from buildtool.cli import main
@@ -410,15 +411,7 @@ def test_malformed_distinfo_size_names_file_and_line(repo, capsys):
     assert "Traceback" not in err
 
 
-def _can_mount_in_a_namespace() -> bool:
-    try:
-        return subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs tmpfs /mnt"], timeout=30,
-                              capture_output=True).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-needs_mounts = pytest.mark.skipif(not _can_mount_in_a_namespace(),
+needs_mounts = pytest.mark.skipif(not can_mount_in_a_namespace(),
                                   reason="needs `unshare -rm` (user and mount namespaces) to make a small or "
                                          "read-only file system without root")
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from namespaces import can_mount_in_a_namespace
 
 from buildtool.errors import HarnessError, UsageError
 from buildtool.layout import Layout
@@ -75,12 +76,7 @@ PRIVATE_TMP_SHELL = ["unshare", "--map-root-user", "--mount", "/bin/sh", "-c",
 def _shell() -> list[str]:
     """The private-/tmp shell where user and mount namespaces are allowed; else (a chroot, say) a plain
     interactive shell, which is safe as long as these tests do not run in parallel with each other."""
-    try:
-        ok = subprocess.run([*PRIVATE_TMP_SHELL[:4], "-c", "mount -t tmpfs tmpfs /tmp"], timeout=30,
-                            stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    return PRIVATE_TMP_SHELL if ok else ["/bin/sh", "-i"]
+    return PRIVATE_TMP_SHELL if can_mount_in_a_namespace() else ["/bin/sh", "-i"]
 
 
 SHELL = _shell()

@@ -219,7 +219,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "kernels":
             from .kernels import describe_profiles
 
-            print(describe_profiles())
+            print(describe_profiles(load_all(_layout(args).root).values()))
             return 0
         if args.command == "clean":
             return cmd_clean(args)

@@ -20,7 +20,7 @@ from .layout import Layout
 from .recipe import Recipe
 
 __all__ = ["KernelTarget", "build_modules", "cached_manifest_path", "install_dir", "manifest_path",
-           "read_cached_manifest", "resolve_target", "write_manifest"]
+           "modules_of", "plist_vars", "read_cached_manifest", "resolve_target", "write_manifest"]
 
 
 def manifest_path(layout: Layout, profile: str) -> Path:
@@ -46,11 +46,21 @@ def resolve_target(profile_name: str, layout: Layout, kernel_options: dict, offl
     return target
 
 
-def install_dir(target: KernelTarget, prefix: Path, layout: Layout) -> Path:
-    """Where the profile's family puts its modules under `prefix` (Linux: lib/modules/<release>/extra,
-    NetBSD: lib/modules/<release>/<module>)."""
-    family = get_profile_class(target.profile)(get_profile(target.profile), layout, {}, Path("/dev/null"))
-    return family.install_dir(prefix, target)
+def modules_of(target: KernelTarget, recipe: Recipe) -> tuple[str, ...]:
+    """The modules `recipe` builds for the target's kernel family ([kmod] modules)."""
+    return recipe.modules_for(get_profile(target.profile).family)
+
+
+def plist_vars(target: KernelTarget, recipe: Recipe) -> dict[str, str]:
+    return target.plist_vars(modules_of(target, recipe))
+
+
+def install_dir(target: KernelTarget, recipe: Recipe, prefix: Path, layout: Layout) -> Path:
+    """Where the profile's family puts the recipe's modules under `prefix` (Linux:
+    lib/modules/<release>/extra, NetBSD: lib/modules/<release>/<module>)."""
+    profile = get_profile(target.profile)
+    family = get_profile_class(target.profile)(profile, layout, {}, Path("/dev/null"))
+    return family.install_dir(prefix, target, modules_of(target, recipe))
 
 
 def build_modules(target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo,
@@ -69,6 +79,6 @@ def build_modules(target: KernelTarget, recipe: Recipe, patches: list[Path], dis
         modules_root = layout.stage_prefix(recipe.name) / "lib" / "modules"
         if modules_root.exists():
             shutil.rmtree(modules_root)
-        dest = install_dir(target, layout.stage_prefix(recipe.name), layout)
+        dest = install_dir(target, recipe, layout.stage_prefix(recipe.name), layout)
     return family.build_modules(target, recipe, list(patches), distinfo, jobs=jobs, log_dir=log_dir,
                                 extra_patches=list(extra_patches), dest=dest, mppe=mppe)

@@ -254,7 +254,7 @@ class PackageRun:
                     offline=self.ctx.options.offline, log=self.logs / "kmod.log")
         target = self.ctx.kernel_target
         kpatches = self.kernel_patches()
-        k_kmod = phase_key(k_build, target=target.manifest(),
+        k_kmod = phase_key(k_build, target=target.manifest(), modules=kmod.modules_of(target, self.recipe),
                            patches={p.name: patch_sha1(p) for p in kpatches}, mppe=self.recipe.kernel_mppe,
                            mppe_sources=our_mppe_digest(self.layout.root) if self.recipe.kernel_mppe == "ours"
                            else {})
@@ -266,7 +266,7 @@ class PackageRun:
                 shutil.rmtree(out)
             kmod.build_modules(target, self.recipe, kpatches, self.distinfo, self.layout,
                                jobs=self.ctx.options.jobs, log_dir=self.logs,
-                               dest=kmod.install_dir(target, out, self.layout))
+                               dest=kmod.install_dir(target, self.recipe, out, self.layout))
 
         self._step("kmod", k_kmod, build_modules, outputs=(release_dir,),
                    stamp=f"kmod@{self.ctx.options.kernel}")
@@ -310,7 +310,9 @@ class PackageRun:
     def make_package(self) -> None:
         kmod_vars = {}
         if _has_kmod(self.recipe, self.ctx.options) and self.ctx.kernel_target is not None:
-            kmod_vars = self.ctx.kernel_target.plist_vars()
+            from . import kmod
+
+            kmod_vars = kmod.plist_vars(self.ctx.kernel_target, self.recipe)
         written = package_phase.make_package(
             self.recipe, self.layout.stage_prefix(self.recipe.name), self.layout.packages_all,
             plist_vars={**self.recipe.plist_vars, **kmod_vars},

@@ -60,6 +60,9 @@ FIELDS: tuple[Field, ...] = (
     Field("kmod", "mppe", str, False,
           "which ppp_mppe the kmod phase builds: 'ours' (kmod/mppe: portable core + Linux glue) or 'stock' "
           "(the kernel's own ppp_mppe.c, kept as the peer for tests)", "ours"),
+    Field("kmod", "modules", dict, False,
+          "the kernel modules the kmod phase builds, without suffix, by kernel family: "
+          "{linux = [names], netbsd = [names], ...}; the first is the one a NetBSD PLIST names", {}),
     # What only the exported pkgsrc package directory needs (values are Makefile text, used as written).
     Field("pkgsrc", "configure", str, False, "'gnu' (GNU_CONFIGURE), 'plain' (HAS_CONFIGURE) or 'none'",
           "none"),
@@ -135,6 +138,7 @@ class Recipe:
     plist_vars: dict[str, str] = field(default_factory=dict)
     kernel_patches: str = ""
     kernel_mppe: str = "ours"  # [kmod] mppe: "ours" or "stock"
+    kernel_modules: dict[str, tuple[str, ...]] = field(default_factory=dict)  # [kmod] modules by family
     pkgsrc: dict[str, Any] = field(default_factory=dict)  # [pkgsrc] values by key (see FIELDS)
 
     @property
@@ -165,6 +169,14 @@ class Recipe:
 
     def patch_dir(self, root: Path) -> Path:
         return root / "patches" / self.name
+
+    def modules_for(self, family: str) -> tuple[str, ...]:
+        """The kernel modules this recipe builds for a kernel family ([kmod] modules)."""
+        if family not in self.kernel_modules:
+            known = ", ".join(sorted(self.kernel_modules)) or "none"
+            raise RecipeError(f"{self.toml_path}: key 'kmod.modules' names no modules for the kernel family "
+                              f"{family!r} (it has: {known}); add e.g. {family} = [\"ppp_mppe\"] there")
+        return self.kernel_modules[family]
 
 
 def _check_type(path: Path, where: str, value: Any, f: Field) -> Any:
@@ -204,6 +216,14 @@ def _mppe_choice(path: Path, value: str) -> str:
     if value not in MPPE_CHOICES:
         raise RecipeError(f"{path}: key 'kmod.mppe' is {value!r}; expected one of {', '.join(MPPE_CHOICES)}")
     return value
+
+
+def _module_names(path: Path, raw: dict) -> dict[str, tuple[str, ...]]:
+    for family, names in raw.items():
+        if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)):
+            raise RecipeError(f"{path}: key 'kmod.modules.{family}' must be a non-empty list of module "
+                              f"names, got {names!r}")
+    return {family: tuple(names) for family, names in raw.items()}
 
 
 def _debian_mirror(path: Path, raw: dict | None) -> DebianMirror | None:
@@ -252,7 +272,8 @@ def load_recipe(recipe_dir: Path) -> Recipe:
         packaged=pkg["packaged"], distfiles=distfiles, wrksrc=build["wrksrc"], tools=build["tools"],
         env=build["env"], configure=build["configure"], build=build["build"], install=build["install"],
         smoke=build["smoke"], plist_modes=plist["modes"], plist_vars=plist["vars"],
-        kernel_patches=kmod["profile_patches"], kernel_mppe=_mppe_choice(path, kmod["mppe"]), pkgsrc=pkgsrc,
+        kernel_patches=kmod["profile_patches"], kernel_mppe=_mppe_choice(path, kmod["mppe"]),
+        kernel_modules=_module_names(path, kmod["modules"]), pkgsrc=pkgsrc,
     )
 
 

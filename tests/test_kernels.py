@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from buildtool import kmod
-from buildtool.errors import KernelError, UsageError
+from buildtool.errors import KernelError, RecipeError, UsageError
 from buildtool.kernels import (
     PROFILES,
     describe_profiles,
@@ -19,6 +20,9 @@ from buildtool.kernels import (
 from buildtool.kernels.linux import LinuxKernel
 from buildtool.kernels.netbsd import NetBSDKernel, NetBSDLKMKernel, parse_host, release_matches
 from buildtool.layout import Layout
+from buildtool.recipe import load_all, load_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -31,7 +35,36 @@ def test_profile_table_names_are_unique_and_linux_61_is_there():
     names = profile_names()
     assert len(names) == len(set(names))
     assert {"linux-6.1", "netbsd-1.4.1", "netbsd-10"} <= set(names)
-    assert get_profile("linux-6.1").modules == ("ppp_generic", "ppp_mppe")
+    assert get_profile("linux-6.1").source.flavour == "amd64"
+    assert get_profile("netbsd-rump").source is None  # a test lane: no kernel to build against
+
+
+def test_module_names_come_from_the_recipe_by_family(tmp_path):
+    ppp = load_recipe(ROOT / "ppp-mppe")
+    assert ppp.modules_for("linux") == ("ppp_generic", "ppp_mppe")
+    assert ppp.modules_for("netbsd") == ("ppp_mppe",) and ppp.modules_for("netbsd-lkm") == ("mppe",)
+    poptop = load_recipe(ROOT / "poptop")
+    with pytest.raises(RecipeError, match=r"poptop/recipe.toml: key 'kmod.modules' names no modules for "
+                                          r"the kernel family 'linux' \(it has: none\)"):
+        poptop.modules_for("linux")
+
+
+def test_a_module_list_that_is_not_a_list_of_names_is_refused(tmp_path):
+    d = tmp_path / "ppp-mppe"
+    shutil.copytree(ROOT / "ppp-mppe", d)
+    text = (d / "recipe.toml").read_text()
+    (d / "recipe.toml").write_text(text.replace('netbsd = ["ppp_mppe"]', 'netbsd = "ppp_mppe"'))
+    with pytest.raises(RecipeError, match=r"key 'kmod.modules.netbsd' must be a non-empty list"):
+        load_recipe(d)
+
+
+def test_every_family_class_implements_the_family_interface():
+    from buildtool.kernels import KernelFamily, _families
+
+    for name, cls in _families().items():
+        assert issubclass(cls, KernelFamily) and not cls.__abstractmethods__, name
+    with pytest.raises(TypeError, match="abstract"):
+        type("Half", (KernelFamily,), {"needs": classmethod(lambda cls, p: [])})(None, None, {}, None)
 
 
 def test_each_profile_has_a_family_class():
@@ -56,10 +89,11 @@ def test_cli_rejects_unknown_profile_with_exit_2(capsys):
 
 
 def test_describe_lists_every_profile_and_what_it_needs():
-    text = describe_profiles()
+    text = describe_profiles(load_all(ROOT).values())
     for p in PROFILES:
         assert f"{p.name}: {p.summary}" in text
-    assert "ppp_generic.ko, ppp_mppe.ko" in text
+    assert "  modules: ppp_generic.ko, ppp_mppe.ko (ppp-mppe)\n" in text
+    assert "  modules: mppe.o (ppp-mppe)\n" in text
     assert "linux-headers-<abi>-common" in text and "linux-kbuild-6.1" in text and "linux-source-6.1" in text
     assert "--kernel-dir" in text and "--kernel-source" in text
     assert "--sysdir" in text and "--host user@host" in text
@@ -229,7 +263,7 @@ def test_option_length_is_read_from_preprocessed_source(tmp_path):
 
 def test_kbuild_template_puts_the_patched_include_dir_in_nostdinc_flags(tmp_path):
     target = fake_target(tmp_path)
-    text = linux.render_kbuild(target, tmp_path / "tree" / "include")
+    text = linux.render_kbuild(target, tmp_path / "tree" / "include", ["ppp_generic", "ppp_mppe"])
     assert f"NOSTDINC_FLAGS += -I{tmp_path / 'tree' / 'include'}\n" in text
     assert "obj-m += ppp_generic.o\nobj-m += ppp_mppe.o\n" in text
     assert "ccflags-y +=" not in text
@@ -271,8 +305,7 @@ def fake_target(tmp_path: Path, **changes) -> kmod.KernelTarget:
         vmlinuz=tmp_path / "vmlinuz", modules_root=tmp_path / "image", build_dir=tmp_path / "build",
         source_dir=tmp_path / "source", vermagic="6.1.0-56-amd64 SMP preempt mod_unload modversions",
         packages={"linux-image-6.1.0-56-amd64": "6.1.192-2"}, compiler="gcc-12",
-        compiler_version="gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", makefile=tmp_path / "common/Makefile",
-        modules=("ppp_generic", "ppp_mppe"))
+        compiler_version="gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", makefile=tmp_path / "common/Makefile")
     values.update(changes)
     return kmod.KernelTarget(**values)
 
@@ -283,7 +316,8 @@ def test_target_manifest_round_trips_and_gives_plist_vars(tmp_path):
     t = fake_target(tmp_path)
     data = json.loads(json.dumps(t.manifest()))
     assert kmod.KernelTarget.from_manifest(data) == t
-    assert t.plist_vars()["KMOD_RELEASE"] == "6.1.0-56-amd64"
+    assert kmod.KernelTarget.from_manifest({**data, "modules": ["ppp_mppe"]}) == t  # an older manifest
+    assert t.plist_vars(("ppp_generic",))["KMOD_RELEASE"] == "6.1.0-56-amd64"
 
 
 def test_offline_without_a_resolved_manifest_is_a_clear_error(layout):

@@ -23,6 +23,7 @@ from buildtool.kernels.netbsd import NetBSDKernel, NetBSDLKMKernel, build_and_ch
 from buildtool.kernels.netbsd_checks import ModInfo, check_modinfo, read_modinfo
 from buildtool.kernels.netbsd_tree import decode_version, inspect_tree, parse_kmod_makefile
 from buildtool.layout import Layout
+from buildtool.recipe import load_recipe
 from buildtool.sourcecache import unpacked
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -368,11 +369,12 @@ def test_netbsd_plist_lists_the_installed_module(tmp_path):
 
     tgt = kmod.KernelTarget(profile="netbsd-10", release="10.99.12", abi="", package_version="",
                             vmlinuz=Path("/dev/null"), modules_root=Path("/dev/null"), build_dir=tmp_path,
-                            source_dir=tmp_path, vermagic="", modules=("ppp_mppe",))
+                            source_dir=tmp_path, vermagic="")
     stage = tmp_path / "stage"
-    family = NetBSDKernel(get_profile("netbsd-10"), layout_for(tmp_path), {}, tmp_path / "log")
-    installed = family.install_dir(stage, tgt) / "ppp_mppe.kmod"
-    paths = read_plists(plist_sources(ROOT / "ppp-mppe", "NetBSD"), tgt.plist_vars(), {"kmod": True})
+    recipe = load_recipe(ROOT / "ppp-mppe")
+    installed = kmod.install_dir(tgt, recipe, stage, layout_for(tmp_path)) / "ppp_mppe.kmod"
+    plist_vars = kmod.plist_vars(tgt, recipe)
+    paths = read_plists(plist_sources(ROOT / "ppp-mppe", "NetBSD"), plist_vars, {"kmod": True})
     assert str(installed.relative_to(stage)) in paths
     assert not [p for p in paths if p.endswith(".ko")]
 

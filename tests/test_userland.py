@@ -17,7 +17,7 @@ import pytest
 from buildtool import kmod
 from buildtool.layout import PREFIX, Layout
 from buildtool.plist import plist_sources, read_plists
-from buildtool.recipe import load_all
+from buildtool.recipe import load_all, load_recipe
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def built(built_layout: Layout) -> Layout:
 def _kernel_plist_vars(layout: Layout) -> dict[str, str]:
     log = layout.logs("ppp-mppe") / "kmod.log"
     target = kmod.resolve_target("linux-6.1", layout, {}, offline=True, log=log)
-    return target.plist_vars()
+    return kmod.plist_vars(target, load_recipe(layout.root / "ppp-mppe"))
 
 
 def _pppd(layout: Layout) -> Path:

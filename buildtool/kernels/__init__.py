@@ -8,10 +8,12 @@ class: `LinuxKernel` (kernels/linux.py) and `NetBSDKernel` (kernels/netbsd.py). 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import KernelError, UsageError
 from ..layout import Layout
+from ..recipe import Recipe
 from .base import KernelFamily, KernelTarget
 from .profiles import PROFILES, Profile, get_profile, profile_names
 
@@ -64,10 +66,9 @@ def check_options(name: str, options: dict, layout: Layout, building: bool) -> N
     problems = [f"{KERNEL_OPTIONS[k]} {options[k]}: no such file or directory"
                 for k in given if k in used and k in _PATH_OPTIONS and k not in remote
                 and not Path(options[k]).exists()]
-    check = getattr(_families()[profile.family], "check", None) if profile and building else None
-    if check is not None and not problems:
+    if profile and building and not problems:
         try:
-            check(_families()[profile.family](profile, layout, dict(options), layout.work / "kernel.log"))
+            _families()[profile.family](profile, layout, dict(options), layout.work / "kernel.log").check()
         except KernelError as e:
             problems.append(str(e))
     if misplaced:
@@ -76,12 +77,15 @@ def check_options(name: str, options: dict, layout: Layout, building: bool) -> N
         raise KernelError("\n".join(problems))
 
 
-def describe_profiles() -> str:
-    """What `buildtool kernels` prints: each profile, its modules and what it needs."""
+def describe_profiles(recipes: Iterable[Recipe]) -> str:
+    """What `buildtool kernels` prints: each profile, the modules the recipes build for it ([kmod] modules)
+    and what it needs."""
     families = _families()
     blocks = []
     for p in PROFILES:
-        lines = [f"{p.name}: {p.summary}", f"  modules: {', '.join(m + p.module_suffix for m in p.modules)}"]
+        built = [f"{', '.join(m + p.module_suffix for m in r.kernel_modules[p.family])} ({r.name})"
+                 for r in recipes if p.family in r.kernel_modules]
+        lines = [f"{p.name}: {p.summary}", f"  modules: {'; '.join(built) or 'none'}"]
         lines += [f"  needs: {need}" for need in families[p.family].needs(p)]
         lines += [f"  cost: {p.cost}"] if p.cost else []
         lines += [f"  {line}" for line in families[p.family].status(p)]

@@ -5,11 +5,14 @@ to the families) and the family modules (which build KernelTargets), so neither 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..distinfo import Distinfo
 from ..errors import KernelError
 from ..layout import Layout
+from ..recipe import Recipe
 from .profiles import Profile, get_profile
 
 
@@ -30,7 +33,6 @@ class KernelTarget:
     compiler: str = ""  # program the kernel was built with, e.g. gcc-12
     compiler_version: str = ""  # CONFIG_CC_VERSION_TEXT
     makefile: Path | None = None  # the kernel's top Makefile when build_dir's Makefile only includes it
-    modules: tuple[str, ...] = ()
 
     def manifest(self) -> dict:
         """The resolved versions and locations, JSON-able (and the kmod phase's key)."""
@@ -38,20 +40,20 @@ class KernelTarget:
         for key, value in data.items():
             if isinstance(value, Path):
                 data[key] = str(value)
-        data["modules"] = list(self.modules)
         return data
 
     @classmethod
     def from_manifest(cls, data: dict) -> KernelTarget:
         paths = {"vmlinuz", "modules_root", "build_dir", "source_dir", "makefile"}
-        values = {k: (Path(v) if k in paths and v is not None else v) for k, v in data.items()}
-        values["modules"] = tuple(values.get("modules", ()))
+        known = {f.name for f in fields(cls)}  # a manifest of an older version may hold more (modules)
+        values = {k: (Path(v) if k in paths and v is not None else v) for k, v in data.items() if k in known}
         return cls(**values)
 
-    def plist_vars(self) -> dict[str, str]:
-        """KMOD_RELEASE, and KMOD_MODULE (NetBSD's PLIST: the first module as <name>/<name><suffix>)."""
+    def plist_vars(self, modules: tuple[str, ...]) -> dict[str, str]:
+        """KMOD_RELEASE, and KMOD_MODULE (NetBSD's PLIST: the first of the recipe's `modules` as
+        <name>/<name><suffix>)."""
         suffix = get_profile(self.profile).module_suffix
-        first = self.modules[0] if self.modules else ""
+        first = modules[0] if modules else ""
         return {"KMOD_RELEASE": self.release, "KMOD_MODULE": f"{first}/{first}{suffix}"}
 
 
@@ -74,8 +76,9 @@ def read_cached_manifest(layout: Layout, profile: str) -> KernelTarget:
             from None
 
 
-class KernelFamily:
-    """What every kernel family class holds; LinuxKernel and NetBSDKernel add how to resolve and build."""
+class KernelFamily(ABC):
+    """One kernel family (LinuxKernel, NetBSDKernel, NetBSDLKMKernel, RumpLane): how a profile's kernel is
+    found and how modules are built against it. A new family implements the abstract methods."""
 
     def __init__(self, profile: Profile, layout: Layout, options: dict, log: Path):
         self.profile = profile
@@ -83,12 +86,30 @@ class KernelFamily:
         self.options = options  # --sysdir, --common, --kernel-dir, --kernel-source, --host, --ssh-identity
         self.log = log
 
+    @classmethod
+    @abstractmethod
+    def needs(cls, profile: Profile) -> list[str]:
+        """What `buildtool kernels` says the profile needs (inputs, host programs, options)."""
 
     @classmethod
     def status(cls, profile: Profile) -> list[str]:
         """What `buildtool kernels` says is verified and what is not (beyond the test suite's defaults)."""
         return []
 
-    def install_dir(self, stage_prefix: Path, target) -> Path:
-        """Where the package stage holds the built modules (Linux: lib/modules/<release>/extra)."""
+    def check(self) -> None:  # noqa: B027 (not abstract: most families have nothing to check)
+        """The family's own checks of its options, before any work starts (KernelError naming each
+        problem). Nothing to check by default."""
+
+    @abstractmethod
+    def resolve(self, offline: bool = False) -> KernelTarget:
+        """Find (download, unpack, probe) the kernel the modules are built against."""
+
+    @abstractmethod
+    def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
+                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,
+                      mppe: str | None = None) -> list[Path]:
+        """Build the recipe's modules for `target` into `dest`; return the installed paths."""
+
+    def install_dir(self, stage_prefix: Path, target: KernelTarget, modules: tuple[str, ...]) -> Path:
+        """Where the package stage holds the built `modules` (Linux: lib/modules/<release>/extra)."""
         return stage_prefix / "lib" / "modules" / target.release / "extra"

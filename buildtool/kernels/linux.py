@@ -71,21 +71,23 @@ class DebianPackages:
 
 
 def debian_packages(profile: Profile, abi: str) -> DebianPackages:
+    flavour = profile.source.flavour
     return DebianPackages(
-        image=f"linux-image-{abi}-{profile.flavour}", headers=f"linux-headers-{abi}-{profile.flavour}",
+        image=f"linux-image-{abi}-{flavour}", headers=f"linux-headers-{abi}-{flavour}",
         common=f"linux-headers-{abi}-common", kbuild=f"linux-kbuild-{profile.version}",
         source=f"linux-source-{profile.version}")
 
 
 def abi_from_depends(profile: Profile, depends: list[str]) -> str:
     """`['linux-image-6.1.0-56-amd64']` -> '6.1.0-56' (the meta package's dependency names the ABI)."""
-    pattern = re.compile(rf"linux-image-({re.escape(profile.version)}\.\d+-\d+)-{re.escape(profile.flavour)}")
+    flavour = profile.source.flavour
+    pattern = re.compile(rf"linux-image-({re.escape(profile.version)}\.\d+-\d+)-{re.escape(flavour)}")
     for dep in depends:
         if m := pattern.fullmatch(dep):
             return m[1]
     raise KernelError(
-        f"{profile.meta_package} depends on {', '.join(depends) or 'nothing'}: no linux-image-"
-        f"{profile.version}.<n>-<abi>-{profile.flavour} among them, so the archive no longer carries a "
+        f"{profile.source.meta_package} depends on {', '.join(depends) or 'nothing'}: no linux-image-"
+        f"{profile.version}.<n>-<abi>-{flavour} among them, so the archive no longer carries a "
         f"{profile.version} kernel for profile {profile.name}.\n"
         f"Use --kernel-dir/--kernel-source for local copies.")
 
@@ -301,8 +303,8 @@ class LinuxKernel(KernelFamily):
         p = profile
         return [
             f"Debian's archive through apt (the tool's own configuration under ~/.cache/buildtool/apt): "
-            f"{p.meta_package} -> linux-image-<abi>-{p.flavour} (VM kernel, stock modules), "
-            f"linux-headers-<abi>-{p.flavour} + linux-headers-<abi>-common + linux-kbuild-{p.version} "
+            f"{p.source.meta_package} -> linux-image-<abi>-{p.source.flavour} (VM kernel, stock modules), "
+            f"linux-headers-<abi>-{p.source.flavour} + linux-headers-<abi>-common + linux-kbuild-{p.version} "
             f"(build tree), linux-source-{p.version} (module sources); about 220 MB once, cached under "
             f"~/.cache/buildtool/kernel/<version>/, never installed on the host",
             "host programs: make, the compiler the kernel was built with (gcc-12 for bookworm), dpkg-deb, "
@@ -325,8 +327,8 @@ class LinuxKernel(KernelFamily):
     def _no_archive(self, e: Exception) -> str:
         p = self.profile
         return (f"kernel profile {p.name}: Debian's archive cannot be used ({e})\n"
-                f"The profile needs the packages {p.meta_package} (to find the ABI), "
-                f"linux-image-<abi>-{p.flavour}, linux-headers-<abi>-{p.flavour}, "
+                f"The profile needs the packages {p.source.meta_package} (to find the ABI), "
+                f"linux-image-<abi>-{p.source.flavour}, linux-headers-<abi>-{p.source.flavour}, "
                 f"linux-headers-<abi>-common, "
                 f"linux-kbuild-{p.version} and linux-source-{p.version}.\n"
                 f"Point at local copies instead with --kernel-dir <unpacked linux-headers build tree> and "
@@ -336,11 +338,11 @@ class LinuxKernel(KernelFamily):
     def _download(self, archive: AptArchive) -> tuple[dict[str, str], dict[str, Path]]:
         p = self.profile
         archive.ensure_updated()
-        meta_version = archive.candidate_version(p.meta_package)
+        meta_version = archive.candidate_version(p.source.meta_package)
         if meta_version is None:
-            raise KernelError(f"the archive has no {p.meta_package}: check the host's apt sources list "
-                              f"Debian's main component, or use --kernel-dir/--kernel-source")
-        abi = abi_from_depends(p, archive.depends(p.meta_package, meta_version))
+            raise KernelError(f"the archive has no {p.source.meta_package}: check the host's apt sources "
+                              f"list for Debian's main component, or use --kernel-dir/--kernel-source")
+        abi = abi_from_depends(p, archive.depends(p.source.meta_package, meta_version))
         pkgs = debian_packages(p, abi)
         wanted = [pkgs.image]
         if not self.options.get("kernel_dir"):
@@ -356,15 +358,15 @@ class LinuxKernel(KernelFamily):
         check_versions((pkgs.image, versions[pkgs.image]), versions)
         debdir = self.layout.cache / "kernel" / versions[pkgs.image] / "debs"
         debs = {name: archive.download_binary(name, versions[name], debdir) for name in wanted}
-        versions[p.meta_package] = meta_version
+        versions[p.source.meta_package] = meta_version
         return versions, debs
 
     def _assemble(self, versions: dict[str, str], debs: dict[str, Path]) -> KernelTarget:
         p = self.profile
         image_pkg = next(n for n in debs if n.startswith("linux-image-"))
         version = versions[image_pkg]
-        abi = image_pkg.removeprefix("linux-image-").removesuffix(f"-{p.flavour}")
-        release = f"{abi}-{p.flavour}"
+        abi = image_pkg.removeprefix("linux-image-").removesuffix(f"-{p.source.flavour}")
+        release = f"{abi}-{p.source.flavour}"
         pkgs = debian_packages(p, abi)
         base = self.layout.cache / "kernel" / version
         image = base / "image"
@@ -385,8 +387,7 @@ class LinuxKernel(KernelFamily):
             profile=p.name, release=release, abi=abi, package_version=version, vmlinuz=vmlinuz,
             modules_root=image, build_dir=build_dir, source_dir=source_dir,
             vermagic=self._stock_vermagic(image, release), packages=packages,
-            compiler=compiler_program(cc_text), compiler_version=cc_text, makefile=makefile,
-            modules=p.modules)
+            compiler=compiler_program(cc_text), compiler_version=cc_text, makefile=makefile)
         check_compiler(target)
         return target
 
@@ -486,7 +487,8 @@ class LinuxKernel(KernelFamily):
                                  patches={p.name: patch_sha1(p) for p in extra_patches})
             patch_phase.apply_series(extra_patches, unchecked, tree, log=log)
         moddir = tree / MODULE_DIR
-        in_tree = [m for m in target.modules if not (mppe == "ours" and m == "ppp_mppe")]
+        in_tree = [m for m in recipe.modules_for(self.profile.family)
+                   if not (mppe == "ours" and m == "ppp_mppe")]
         write_if_changed(moddir / "Kbuild", render_kbuild(target, tree / "include", in_tree))
         run(kbuild_command(target, moddir, jobs, kcflags=self.layout.prefix_map_flags()) + ["modules"],
             log=log, what="building the kernel modules")
@@ -549,9 +551,9 @@ def kbuild_command(target: KernelTarget, moddir: Path, jobs: int, kcflags: str =
     return cmd + ([f"KCFLAGS={kcflags}"] if kcflags else [])
 
 
-def render_kbuild(target: KernelTarget, include_dir: Path, modules: list[str] | None = None) -> str:
+def render_kbuild(target: KernelTarget, include_dir: Path, modules: list[str]) -> str:
     return render(template_env("kmod"), "Kbuild.j2", profile=target.profile, release=target.release,
-                  include_dir=include_dir, modules=target.modules if modules is None else modules)
+                  include_dir=include_dir, modules=modules)
 
 
 def render_mppe_kbuild(target: KernelTarget, ours: Path) -> str:

@@ -99,7 +99,7 @@ class NetBSDKernel(KernelFamily):
         sysdir = self.options.get("sysdir")
         if not sysdir:
             raise KernelError(f"{self.profile.name} needs --sysdir DIR (a NetBSD src/sys tree, e.g. "
-                              f"{self.profile.default_sysdir}); see `buildtool kernels`")
+                              f"{self.profile.source.default_sysdir}); see `buildtool kernels`")
         return Path(sysdir)
 
     def resolve(self, offline: bool = False) -> KernelTarget:
@@ -121,12 +121,12 @@ class NetBSDKernel(KernelFamily):
             source_dir=tree.sysdir, vermagic="",
             packages={"sysdir": str(tree.sysdir), "common": str(tree.common), "host": host or "",
                       "host_kind": kind, "ssh_identity": str(self.options.get("ssh_identity") or "")},
-            compiler="clang", modules=self.profile.modules)
+            compiler="clang")
 
     # --- building --------------------------------------------------------------------------------------
-    def install_dir(self, stage_prefix: Path, target: KernelTarget) -> Path:
+    def install_dir(self, stage_prefix: Path, target: KernelTarget, modules: tuple[str, ...]) -> Path:
         """lib/modules/<release>/<module>/<module><suffix>: the layout of /stand/<arch>/<version>/modules/."""
-        return stage_prefix / "lib" / "modules" / target.release / self.profile.modules[0]
+        return stage_prefix / "lib" / "modules" / target.release / modules[0]
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
                       jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,
@@ -236,8 +236,9 @@ class NetBSDLKMKernel(NetBSDKernel):
         return [
             f"--host user@host: a NetBSD {profile.version} build host reached over SSH (fabric; POSIX sh "
             f"commands); the LKM is built there with bsd.kmod.mk (a.out objects no modern toolchain makes)",
-            f"--sysdir DIR: the kernel source tree on that host (e.g. {profile.default_sysdir}); checked: "
-            + ", ".join(f"${{SYSDIR}}/{c}" for c in profile.sysdir_checks),
+            f"--sysdir DIR: the kernel source tree on that host (e.g. {profile.source.default_sysdir}); "
+            "checked: "
+            + ", ".join(f"${{SYSDIR}}/{c}" for c in profile.source.sysdir_checks),
             "patches the host's ${SYSDIR}/net/ppp-comp.h: CCP_MAX_OPTION_LENGTH 32 -> 64 (the kernel must be "
             "rebuilt with it, `options LKM`, then `modload -e mppe_lkmentry -o mppe mppe.o`)",
         ]
@@ -257,8 +258,8 @@ class NetBSDLKMKernel(NetBSDKernel):
         sysdir, host = self.options.get("sysdir"), self.options.get("host")
         problems = []
         if not sysdir:
-            problems.append(f"--sysdir {p.default_sysdir} (the kernel source tree on the NetBSD {p.version} "
-                            f"host)")
+            problems.append(f"--sysdir {p.source.default_sysdir} (the kernel source tree on the NetBSD "
+                            f"{p.version} host)")
         if not host:
             problems.append(f"--host user@host (a NetBSD {p.version} build host reachable over SSH)")
         if problems:
@@ -276,11 +277,11 @@ class NetBSDLKMKernel(NetBSDKernel):
             if info.system != "NetBSD" or not release_matches(p, info.release):
                 raise KernelError(f"--host {host} runs {info.system} {info.release}; the profile {p.name} "
                                   f"builds only on NetBSD {p.version} (its LKMs are a.out objects)")
-            checks = " && ".join(f"test -f {sysdir}/{c}" for c in p.sysdir_checks)
+            checks = " && ".join(f"test -f {sysdir}/{c}" for c in p.source.sysdir_checks)
             res = runner.run(["sh", "-c", checks], log=self.log, timeout=HOST_TIMEOUT, check=False,
                              what="checking the host's SYSDIR")
             if res.returncode != 0:
-                wanted = ", ".join(f"{sysdir}/{c}" for c in p.sysdir_checks)
+                wanted = ", ".join(f"{sysdir}/{c}" for c in p.source.sysdir_checks)
                 raise KernelError(f"--sysdir {sysdir} on {host} is not a NetBSD {p.version} kernel source "
                                   f"tree: it lacks one of {wanted}"
                                   " (the historic package checked ${SYSDIR}/lib/libkern/libkern.h)")
@@ -289,7 +290,7 @@ class NetBSDLKMKernel(NetBSDKernel):
             modules_root=Path("/dev/null"), build_dir=Path(sysdir), source_dir=Path(sysdir), vermagic="",
             packages={"sysdir": sysdir, "host": host, "host_kind": "netbsd",
                       "ssh_identity": str(self.options.get("ssh_identity") or "")},
-            compiler="cc", modules=p.modules)
+            compiler="cc")
 
     def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
                       jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,

@@ -9,46 +9,52 @@ from ..errors import UsageError
 
 
 @dataclass(frozen=True)
+class DebianKernel:
+    """Where a Linux profile's kernel comes from: Debian's meta package (whose dependency names the current
+    ABI) and the flavour of its image and headers packages."""
+
+    meta_package: str
+    flavour: str
+
+
+@dataclass(frozen=True)
+class NetBSDSources:
+    """What a NetBSD profile builds against: files that must exist under --sysdir (the historic package's
+    SYSDIR checks) and the usual place of the tree."""
+
+    sysdir_checks: tuple[str, ...]
+    default_sysdir: str = "/usr/src/sys"
+
+
+@dataclass(frozen=True)
 class Profile:
-    """One kernel profile. Fields a family does not use stay empty."""
+    """One kernel profile: what every family has, and the family's own part in `source` (None for a lane
+    with no kernel to build against). Which modules are built is the recipe's ([kmod] modules)."""
 
     name: str
-    family: str  # key of FAMILIES
+    family: str  # key of kernels.FAMILIES
     summary: str
     version: str  # kernel series (Linux: "6.1") or release (NetBSD: "1.4.1", "10")
-    modules: tuple[str, ...]  # kernel modules built, without suffix
     module_suffix: str
     opsys: str  # pkgsrc's OPSYS of the kernel's system, recorded in +BUILD_INFO
-    # Linux (Debian): the meta package whose dependency names the current ABI, and the flavour
-    meta_package: str = ""
-    flavour: str = ""
-    # NetBSD: files that must exist under --sysdir (the historic package's SYSDIR checks)
-    sysdir_checks: tuple[str, ...] = ()
-    # NetBSD: which module framework the kernel uses ("lkm": NetBSD 1.x modload; "module": modload(8) of 5+)
-    module_kind: str = ""
-    default_sysdir: str = ""
-    # what the first use costs, as measured (shown by `buildtool kernels`)
-    cost: str = ""
+    source: DebianKernel | NetBSDSources | None = None
+    cost: str = ""  # what the first use costs, as measured (shown by `buildtool kernels`)
 
 
 _NETBSD_CHECKS = ("lib/libkern/libkern.h", "net/ppp-comp.h")
 
 PROFILES: tuple[Profile, ...] = (
     Profile("linux-6.1", "linux", "Debian 12 (bookworm) Linux 6.1, amd64 (the default)", "6.1",
-            modules=("ppp_generic", "ppp_mppe"), module_suffix=".ko", opsys="Linux",
-            meta_package="linux-image-amd64", flavour="amd64",
+            module_suffix=".ko", opsys="Linux", source=DebianKernel("linux-image-amd64", "amd64"),
             cost="the first use downloads ~214 MB of .debs (linux-image, linux-headers, linux-kbuild, "
                  "linux-source) and takes ~697 MB on disk under <cache>/kernel (measured with 6.1.0-57)"),
     Profile("netbsd-1.4.1", "netbsd-lkm", "NetBSD 1.4.1 (the historic pkgsrc target), LKM", "1.4.1",
-            modules=("mppe",), module_suffix=".o", opsys="NetBSD", sysdir_checks=_NETBSD_CHECKS,
-            module_kind="lkm",
-            default_sysdir="/usr/src/sys"),
+            module_suffix=".o", opsys="NetBSD", source=NetBSDSources(_NETBSD_CHECKS)),
     Profile("netbsd-10", "netbsd", "NetBSD 10, ppp_mppe kernel module (bsd.kmodule.mk)", "10",
-            modules=("ppp_mppe",), module_suffix=".kmod", opsys="NetBSD",
-            sysdir_checks=("sys/module.h", "net/if_ppp.h"),
-            module_kind="module", default_sysdir="/usr/src/sys"),
+            module_suffix=".kmod", opsys="NetBSD",
+            source=NetBSDSources(("sys/module.h", "net/if_ppp.h"))),
     Profile("netbsd-rump", "rump", "NetBSD's if_ppp as a rump kernel on Linux, with our ppp_mppe (test lane)",
-            "7.99", modules=("ppp_mppe",), module_suffix=" (rump component)", opsys="NetBSD"),
+            "7.99", module_suffix=" (rump component)", opsys="NetBSD"),
 )
 
 

@@ -7,9 +7,16 @@ sources as the .kmod (buildtool/rump/). `buildtool test --kernel netbsd-rump` bu
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..distinfo import Distinfo
 from ..errors import KernelError
+from ..recipe import Recipe
 from .base import KernelFamily, KernelTarget
 from .profiles import Profile
+
+NOT_A_BUILD_TARGET = ("netbsd-rump is a test lane, not a kernel to build modules for: run "
+                      "`buildtool test --kernel netbsd-rump` (and --control for its negative controls)")
 
 
 class RumpLane(KernelFamily):
@@ -34,5 +41,9 @@ class RumpLane(KernelFamily):
         ]
 
     def resolve(self, offline: bool = False) -> KernelTarget:
-        raise KernelError("netbsd-rump is a test lane, not a kernel to build modules for: run "
-                          "`buildtool test --kernel netbsd-rump` (and --control for its negative controls)")
+        raise KernelError(NOT_A_BUILD_TARGET)
+
+    def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
+                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,
+                      mppe: str | None = None) -> list[Path]:
+        raise KernelError(NOT_A_BUILD_TARGET)

@@ -66,7 +66,7 @@ def build_module(repo: Path, kernel: BuiltKernel, work: Path, cache: Path, log: 
         source_dir=kernel.sysdir, vermagic="",
         packages={"sysdir": str(kernel.sysdir), "common": str(kernel.common), "host": "",
                   "host_kind": "local", "ssh_identity": ""},
-        compiler="clang", modules=("ppp_mppe",))
+        compiler="clang")
     result = build_and_check(target, repo / "kmod" / "mppe", work, cache, log, module_sources=glue)
     return result.kmod
 

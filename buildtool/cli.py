@@ -203,11 +203,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:  # not the main thread (an embedding program): its own signal handling stands
-        return _dispatch(args)
+        return _dispatch_to_stdout(args)
     try:
-        return _dispatch(args)
+        return _dispatch_to_stdout(args)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch_to_stdout(args: argparse.Namespace) -> int:
+    """_dispatch, where a reader that stops early (`buildtool kernels | head`) ends the output quietly as
+    it does for other programs: exit status 141 (128 + SIGPIPE), no traceback."""
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet
+        return 141
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -367,3 +367,14 @@ def test_vermagic_mismatch_names_both_strings(tmp_path, monkeypatch):
         linux.check_vermagic(tmp_path / "ppp_generic.ko", fake_target(tmp_path))
     assert "'6.1.0-55-amd64 SMP mod_unload'" in str(e.value)
     assert "'6.1.0-56-amd64 SMP preempt mod_unload modversions'" in str(e.value)
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    import subprocess
+    import sys
+
+    # `buildtool kernels | head -1`: the reader is gone before buildtool writes (stdout's read end closed)
+    proc = subprocess.run(
+        ["sh", "-c", f"'{sys.executable}' -m buildtool.cli kernels | (exec 0<&-; true); echo rc=$?"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr

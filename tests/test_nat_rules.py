@@ -15,7 +15,14 @@ import pytest
 from buildtool.layout import find_root
 from buildtool.vm import image
 from buildtool.vm.image import BASE_CONTENTS, GuestContents, GuestDeb, ImageInputs
-from buildtool.vm.nat import ROUTER_CONTENTS, forward_layout, masquerade_layout, render_router_rules
+from buildtool.vm.nat import (
+    ROUTER_CONTENTS,
+    GreCall,
+    forward_layout,
+    gre_calls,
+    masquerade_layout,
+    render_router_rules,
+)
 
 ROOT = find_root(Path(__file__).parent)
 LAYOUTS = {"masquerade": masquerade_layout(1), "forward": forward_layout()}
@@ -73,3 +80,21 @@ def test_router_contents_are_part_of_the_image_key(tmp_path):
     assert image.image_key(base, []) != image.image_key(with_router, [])
     assert image.image_key(with_router, []) == image.image_key(replace(base, contents=BASE_CONTENTS
                                                                         + ROUTER_CONTENTS), [])
+
+
+# Two calls through the masquerading router as `conntrack -L` printed them (a re-run of
+# test_nat_clients_at_once[2]): the first entry opened by the client's GRE, the second by the server's.
+TWO_CALLS = (
+    "gre      47 177 src=172.16.1.2 dst=10.0.0.1 srckey=0xf5b4 dstkey=0x0 src=10.0.0.1 dst=10.0.0.254 "
+    "srckey=0x0 dstkey=0x9b39 [ASSURED] mark=0 use=1\n"
+    "gre      47 177 src=10.0.0.1 dst=10.0.0.254 srckey=0x80 dstkey=0xa837 src=172.16.2.2 dst=10.0.0.1 "
+    "srckey=0x226d dstkey=0x80 [ASSURED] mark=0 use=1\n"
+    "tcp      6 431999 ESTABLISHED src=172.16.1.2 dst=10.0.0.1 sport=40000 dport=1723 src=10.0.0.1 "
+    "dst=10.0.0.254 sport=1723 dport=40000 [ASSURED] helper=pptp mark=0 use=1\n")
+
+
+def test_gre_calls_are_read_from_the_clients_side_whoever_opened_the_entry():
+    calls = gre_calls(TWO_CALLS, "10.0.0.1")
+    assert calls == [GreCall("172.16.1.2", "0xf5b4", "0x9b39"), GreCall("172.16.2.2", "0x226d", "0xa837")]
+    # read by position only, the second call's "public" Call ID would be the server's own (0x80)
+    assert sorted(c.public_id for c in calls) == ["0x9b39", "0xa837"]

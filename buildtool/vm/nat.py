@@ -20,6 +20,7 @@ The server keeps the address of the image's pptpd.conf (10.0.0.1) in both layout
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field, replace
 
@@ -303,3 +304,33 @@ class ClientEnd(Topology):
         self.client(fifo.format(f"ppp{self.config.client_unit}"))
         self.server(f"dev=$({IP} -4 -o addr show type ppp | grep -F 'peer {self.ppp_local_address}/' | "
                     f"awk '{{print $2}}') && [ -n \"$dev\" ] && " + fifo.format("$dev"))
+
+
+# one GRE connection of `conntrack -L`: the original tuple, then the reply tuple, each with its keys
+GRE_ENTRY = re.compile(r"^gre\s.*?src=(\S+) dst=(\S+) srckey=(0x[0-9a-f]+) dstkey=(0x[0-9a-f]+) "
+                       r"src=(\S+) dst=(\S+) srckey=(0x[0-9a-f]+) dstkey=(0x[0-9a-f]+)", re.M)
+
+
+@dataclass(frozen=True)
+class GreCall:
+    """A PPTP call's GRE connection on the router, seen from the client's side: the client's private
+    address, its Call ID there, and the Call ID the server sees after NAT (the key of the server's GRE)."""
+
+    client: str
+    private_id: str
+    public_id: str
+
+
+def gre_calls(conntrack: str, server: str) -> list[GreCall]:
+    """The GRE connections of `conntrack -L`, oriented by who sent the first GRE packet. A GRE key is the
+    receiver's Call ID: when the client's packet opened the entry, its own Call ID is the original source
+    key and the NATed one the reply's destination key; when the server's packet opened it (address
+    `server`), the tuples are the other way round."""
+    calls = []
+    for src, _dst, skey, dkey, r_src, _r_dst, r_skey, r_dkey in GRE_ENTRY.findall(conntrack):
+        if src == server:
+            calls.append(GreCall(client=r_src, private_id=r_skey, public_id=dkey))
+        else:
+            calls.append(GreCall(client=src, private_id=skey, public_id=r_dkey))
+    return calls
+

@@ -17,15 +17,21 @@ from dataclasses import replace
 import pytest
 
 from buildtool import errors
-from buildtool.vm.nat import ClientEnd, NatLab, NatTopology, forward_layout, masquerade_layout
+from buildtool.vm.nat import (
+    SERVER_IP,
+    ClientEnd,
+    NatLab,
+    NatTopology,
+    forward_layout,
+    gre_calls,
+    masquerade_layout,
+)
 from buildtool.vm.topology import IP, IPERF3, PING, PPTPD, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
 MPPE_LINE = "MPPE 128-bit stateless compression enabled"
 MPPE_CCP = re.compile(r"rcvd \[CCP ConfAck id=\S+ <mppe \+H -M \+S -L -D -C>\]")
-GRE_ENTRY = re.compile(r"^gre\s.*?src=(\S+) dst=(\S+) srckey=(0x[0-9a-f]+) dstkey=(0x[0-9a-f]+) "
-                       r"src=(\S+) dst=(\S+) srckey=(0x[0-9a-f]+) dstkey=(0x[0-9a-f]+)", re.M)
 MAX_CLIENTS = 4
 # pppd options of the client that must redial by itself: LCP echoes notice a dead data channel (the
 # suite's options file turns them off), `persist` redials, `holdoff 1` after a second.
@@ -38,12 +44,6 @@ def ping_stats(output: str) -> tuple[int, int]:
     m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
     assert m, f"no ping summary in:\n{output}"
     return int(m[1]), int(m[2])
-
-
-def gre_entries(conntrack: str) -> list[dict[str, str]]:
-    """The GRE connections of `conntrack -L`: original and reply tuples with their keys (Call IDs)."""
-    keys = ("src", "dst", "srckey", "dstkey", "r_src", "r_dst", "r_srckey", "r_dstkey")
-    return [dict(zip(keys, m, strict=True)) for m in GRE_ENTRY.findall(conntrack)]
 
 
 @pytest.fixture
@@ -118,8 +118,7 @@ def test_nat_one_client(masq: NatTopology, figures):
     check_pings(end, figures, "one_client")
     entries = masq.conntrack()
     figures.record("nat_conntrack_entries_one_tunnel", len(entries.strip().splitlines()))
-    gre = gre_entries(entries)
-    assert len(gre) == 1, f"expected one GRE connection on the router:\n{entries}"
+    assert len(gre_calls(entries, SERVER_IP)) == 1, f"expected one GRE connection on the router:\n{entries}"
     nat_rate = iperf3([end])[0]
     survival(masq, [end])
 
@@ -153,11 +152,12 @@ def test_nat_clients_at_once(masq: NatTopology, count: int, figures):
     for end in ends:
         check_mppe(end)
     entries = masq.conntrack()
-    gre = gre_entries(entries)
-    assert len(gre) == count, f"expected {count} GRE connections on the router:\n{entries}"
-    public_ids = sorted(g["r_dstkey"] for g in gre)  # the client's Call ID as the server sees it
+    calls = gre_calls(entries, SERVER_IP)
+    assert len(calls) == count, f"expected {count} GRE connections on the router:\n{entries}"
+    assert len({c.client for c in calls}) == count, f"not one GRE connection per client:\n{entries}"
+    public_ids = sorted(c.public_id for c in calls)  # each client's Call ID as the server sees it
     assert len(set(public_ids)) == count, f"Call IDs collide after NAT: {public_ids}\n{entries}"
-    figures.record(f"nat_{count}_call_ids_private", sorted(g["srckey"] for g in gre))
+    figures.record(f"nat_{count}_call_ids_private", sorted(c.private_id for c in calls))
     figures.record(f"nat_{count}_call_ids_public", public_ids)
     figures.record(f"nat_{count}_conntrack_entries_per_tunnel",
                    round(len(entries.strip().splitlines()) / count, 2))
@@ -190,7 +190,7 @@ def test_server_behind_port_forward(forward: NatTopology, figures):
     check_mppe(end)
     check_pings(end, figures, "forward")
     entries = forward.conntrack()
-    assert len(gre_entries(entries)) == 1, f"expected one GRE connection on the router:\n{entries}"
+    assert len(gre_calls(entries, SERVER_IP)) == 1, f"expected one GRE connection on the router:\n{entries}"
     figures.record("forward_conntrack_entries_one_tunnel", len(entries.strip().splitlines()))
     figures.record("forward_iperf3_mbit_s", iperf3([end])[0])
     survival(forward, [end])

@@ -424,7 +424,7 @@ def bmake_var(pkgdir: Path, var: str, *args: str) -> str:
     assert shutil.which("bmake"), "bmake is missing: apt-get install bmake (scripts/setup installs it)"
     sysmk = pkgdir.parent.parent / "mk" / "sys"
     done = subprocess.run(["bmake", "-m", str(sysmk), "-C", str(pkgdir), *args, "-V", f"${{{var}}}"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr, done.stderr
     return done.stdout.strip()
@@ -505,7 +505,7 @@ def test_repository_pkgsrc_matches_a_fresh_export(tmp_path):
             differences.append(f"only in pkgsrc/: {path}")
         elif not filecmp.cmp(kept / path, fresh / path, shallow=False):
             diff = subprocess.run(["diff", "-u", str(kept / path), str(fresh / path)], capture_output=True,
-                                  text=True).stdout
+                                  text=True, stdin=subprocess.DEVNULL, timeout=60).stdout
             differences.append(f"differs: {path}\n{diff}")
     assert not differences, ("pkgsrc/ is out of date; run `buildtool pkgsrc export`:\n"
                              + "\n".join(differences))
@@ -555,7 +555,8 @@ def test_repository_patches_apply_with_p0_and_no_fuzz(tmp_path):
         assert pkglint.patch_target_problems(patches, pkglint.distfile_files(distfile, recipe.wrksrc)) == []
         for patch in patches:
             done = subprocess.run(["patch", "-p0", "-F0", "--batch", "--forward", "-i", str(patch)],
-                                  cwd=wrksrc, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                                  cwd=wrksrc, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                  timeout=60)
             assert done.returncode == 0, f"{patch.name} does not apply:\n{done.stdout}{done.stderr}"
 
 

@@ -165,14 +165,19 @@ def use_mppe(guest: Guest, impl: str) -> dict[str, str]:
 
 
 def mppe_slab(guest: Guest) -> dict[str, int]:
-    """Live states of our ppp_mppe (its own slab cache) and the module's reference count."""
+    """Our ppp_mppe's states: allocated and not freed (its live_states counter), its slab cache's counts,
+    and the module's reference count."""
     out = guest.run("grep '^ppp_mppe_state ' /proc/slabinfo; "
-                    "echo refcnt $(cat /sys/module/ppp_mppe/refcnt)").output
+                    "echo refcnt $(cat /sys/module/ppp_mppe/refcnt); "
+                    "echo live $(cat /sys/module/ppp_mppe/parameters/live_states)").output
     m = re.search(r"^ppp_mppe_state\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.M)
     r = re.search(r"^refcnt (\d+)", out, re.M)
-    if not m or not r:
-        raise TestFailure(f"no ppp_mppe_state cache or refcnt in the guest (is our ppp_mppe loaded?):\n{out}")
-    return {"active_objs": int(m[1]), "num_objs": int(m[2]), "objperslab": int(m[4]), "refcnt": int(r[1])}
+    live = re.search(r"^live (\d+)", out, re.M)
+    if not m or not r or not live:
+        raise TestFailure(f"no ppp_mppe_state cache, refcnt or live_states in the guest (is our ppp_mppe "
+                          f"loaded?):\n{out}")
+    return {"live_states": int(live[1]), "active_objs": int(m[1]), "num_objs": int(m[2]),
+            "objperslab": int(m[4]), "refcnt": int(r[1])}
 
 
 class Topology:

@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from buildtool.vm.topology import PING, RESET_EXCHANGE, SingleGuest, mppe_slab
+from buildtool.vm.topology import PING, RESET_EXCHANGE, SingleGuest, mppe_slab, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
@@ -36,6 +36,7 @@ MODES = {"stateless": False, "stateful": True}
 BURST_PACKETS = 300
 CATCH_UP_PACKETS = 300  # a corrupted low count byte can jump the stateless key chain up to 255 ahead
 CORRUPTION = {"count": (0, 1), "ciphertext": (4, 2)}  # name -> (GRE seq mod 8, byte after the MPPE header)
+LEAK_WAIT = 10  # seconds for the states of a call that just ended to be freed
 
 
 def ping_stats(output: str) -> tuple[int, int]:
@@ -89,10 +90,15 @@ def check_reset_exchange(t: SingleGuest, what: str) -> dict[str, int]:
 
 
 def check_no_leak(t: SingleGuest, vm, what: str) -> dict[str, int]:
+    """After the call: no state of our ppp_mppe left (its exact live_states counter back to 0; the slab's
+    active count stays approximate under SLUB and is only a figure) and no reference to the module."""
     if t.connected():
         t.disconnect()
+    vm.run(wait_until('[ "$(cat /sys/module/ppp_mppe/parameters/live_states)" = 0 ]', LEAK_WAIT), check=False)
     slab = mppe_slab(vm)
     assert slab["refcnt"] == 0, f"after {what} and disconnect: ppp_mppe still referenced: {slab}"
+    assert slab["live_states"] == 0, (f"after {what} and disconnect: {slab['live_states']} MPPE states were "
+                                      f"never freed (after {LEAK_WAIT} s): {slab}")
     assert slab["active_objs"] <= slab["objperslab"], f"after {what}: MPPE states left behind: {slab}"
     return slab
 

@@ -56,6 +56,8 @@
 #include <linux/kernel.h>
 #include <linux/init.h>
 #include <linux/slab.h>
+#include <linux/atomic.h>
+#include <linux/moduleparam.h>
 #include <linux/string.h>
 #include <linux/printk.h>
 #include <linux/ppp_defs.h>
@@ -78,6 +80,24 @@ struct mppe_linux {
  */
 #define MPPE_LINUX_CACHE "ppp_mppe_state"
 static struct kmem_cache *mppe_linux_cache;
+
+/*
+ * States allocated and not yet freed, read as /sys/module/ppp_mppe/parameters/live_states: once every
+ * unit has closed it must be 0. Exact, unlike the slab's active count (SLUB counts the objects of the
+ * per-CPU slabs as active), so the VM scenarios check this one for leaks.
+ */
+static atomic_t mppe_linux_live = ATOMIC_INIT(0);
+
+static int mppe_linux_live_get(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%d\n", atomic_read(&mppe_linux_live));
+}
+
+static const struct kernel_param_ops mppe_linux_live_ops = {
+	.get = mppe_linux_live_get,
+};
+module_param_cb(live_states, &mppe_linux_live_ops, NULL, 0444);
+MODULE_PARM_DESC(live_states, "MPPE states allocated and not yet freed (read-only)");
 
 static void mppe_linux_ctor(void *obj)
 {
@@ -103,6 +123,7 @@ static void *mppe_linux_alloc(unsigned char *options, int opt_len, int dir)
 	st->opts = opts;
 	st->dir = dir;
 	memzero_explicit(&opts, sizeof(opts));
+	atomic_inc(&mppe_linux_live);
 	return st;
 }
 
@@ -125,6 +146,7 @@ static void mppe_linux_free(void *arg)
 	mppe_wipe(&st->core);
 	memzero_explicit(st, sizeof(*st));
 	kmem_cache_free(mppe_linux_cache, st);
+	atomic_dec(&mppe_linux_live);
 }
 
 /*

@@ -7,12 +7,18 @@ import os
 import sys
 from pathlib import Path
 
+from buildtool.fsutil import write_if_changed
+
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES: dict[str, object] = {}
 
 
 def results_dir() -> Path:
-    return Path(os.environ.get("BUILDTOOL_VM_RESULTS", ROOT / "results")).resolve() / "rump"
+    """results/rump for the lane; a negative control's run (BUILDTOOL_RUMP_VARIANT names its patch) has
+    results/rump/control-<patch> of its own, so that its figures and logs never replace the lane's."""
+    base = Path(os.environ.get("BUILDTOOL_VM_RESULTS", ROOT / "results")).resolve() / "rump"
+    variant = os.environ.get("BUILDTOOL_RUMP_VARIANT")
+    return base / f"control-{Path(variant).stem}" if variant else base
 
 
 def record(name: str, value: object) -> None:
@@ -24,6 +30,5 @@ def record(name: str, value: object) -> None:
 def save_figures() -> None:
     if FIGURES:
         path = results_dir() / "figures.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
         old = json.loads(path.read_text()) if path.exists() else {}
-        path.write_text(json.dumps({**old, **FIGURES}, indent=2, sort_keys=True, default=str) + "\n")
+        write_if_changed(path, json.dumps({**old, **FIGURES}, indent=2, sort_keys=True, default=str) + "\n")

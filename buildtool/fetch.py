@@ -85,7 +85,8 @@ def fetch_distfile(distfile: Distfile, expected: DistfileSum, distdir: Path, opt
             os.replace(dest, bad)
             _log(log, f"cached distfile failed verification, moved to {bad}:\n{e}")
             if options.offline:
-                raise ChecksumError(f"refusing the cached {e}\nIt was moved aside to {bad}; --offline "
+                raise ChecksumError(f"refusing the cached distfile, which does not match distinfo:\n{e}\n"
+                                    f"It was moved aside to {bad}; --offline "
                                     f"forbids fetching a good copy: run without --offline, or place one at "
                                     f"{dest} by hand.") from None
             _note(f"cached {dest} is corrupt, moved aside to {bad.name} and fetched again:\n{e}")

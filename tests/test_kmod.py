@@ -1,6 +1,6 @@
 """The kmod phase for real: resolve Debian's 6.1 kernel through apt, unpack the few members needed, build
 ppp_generic.ko and ppp_mppe.ko with kbuild, and check what was compiled. Uses the real download cache
-(~/.cache/buildtool/kernel/, about 220 MB the first time); the work tree is a temporary directory."""
+(~/.cache/buildtool/kernel/, about 224 MB of .debs the first time); the work tree is a temporary directory."""
 
 from __future__ import annotations
 

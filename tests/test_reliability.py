@@ -670,7 +670,7 @@ def test_a_failed_kernel_resolution_counts_as_a_failure(repo, capsys):
 def test_kernels_states_the_download_and_disk_cost(capsys):
     assert main(["kernels"]) == 0
     out = capsys.readouterr().out
-    assert "214 MB of .debs" in out and "697 MB on disk" in out
+    assert "224 MB (214 MiB) of .debs" in out and "697 MB on disk" in out
 
 
 # --- item 10: switching --kernel keeps the other profile's work -----------------------------------------

@@ -305,7 +305,8 @@ class LinuxKernel(KernelFamily):
             f"Debian's archive through apt (the tool's own configuration under ~/.cache/buildtool/apt): "
             f"{p.source.meta_package} -> linux-image-<abi>-{p.source.flavour} (VM kernel, stock modules), "
             f"linux-headers-<abi>-{p.source.flavour} + linux-headers-<abi>-common + linux-kbuild-{p.version} "
-            f"(build tree), linux-source-{p.version} (module sources); about 220 MB once, cached under "
+            f"(build tree), linux-source-{p.version} (module sources); about 224 MB (214 MiB) of .debs once, "
+            f"cached under "
             f"~/.cache/buildtool/kernel/<version>/, never installed on the host",
             "host programs: make, the compiler the kernel was built with (gcc-12 for bookworm), dpkg-deb, "
             "tar, xz, patch, modinfo (package kmod)",

@@ -46,8 +46,9 @@ _NETBSD_CHECKS = ("lib/libkern/libkern.h", "net/ppp-comp.h")
 PROFILES: tuple[Profile, ...] = (
     Profile("linux-6.1", "linux", "Debian 12 (bookworm) Linux 6.1, amd64 (the default)", "6.1",
             module_suffix=".ko", opsys="Linux", source=DebianKernel("linux-image-amd64", "amd64"),
-            cost="the first use downloads ~214 MB of .debs (linux-image, linux-headers, linux-kbuild, "
-                 "linux-source) and takes ~697 MB on disk under <cache>/kernel (measured with 6.1.0-57)"),
+            cost="the first use downloads ~224 MB (214 MiB) of .debs (linux-image, linux-headers, "
+                 "linux-kbuild, linux-source) and takes ~697 MB on disk under <cache>/kernel (measured with "
+                 "6.1.0-57)"),
     Profile("netbsd-1.4.1", "netbsd-lkm", "NetBSD 1.4.1 (the historic pkgsrc target), LKM", "1.4.1",
             module_suffix=".o", opsys="NetBSD", source=NetBSDSources(_NETBSD_CHECKS)),
     Profile("netbsd-10", "netbsd", "NetBSD 10, ppp_mppe kernel module (bsd.kmodule.mk)", "10",

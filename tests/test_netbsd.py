@@ -7,6 +7,7 @@ common/include); each test that needs them skips, naming the tarball, only when 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -180,9 +181,21 @@ def test_netbsd7_tree_with_if_ppp_in_the_kernel_builds_a_module_requiring_nothin
     assert result.report.from_kernel["ppp_register_compressor"] == "sys/net/if_ppp.c"
 
 
-def test_kmod_phase_installs_the_module_into_the_stage(tmp_path, netbsd_tree):
-    """The path `buildtool build --kernel netbsd-10` takes after the userland: resolve, build, install."""
+def tree_state(root: Path) -> set[tuple[str, int, int]]:
+    """Every entry under `root` with its modification time and size (what a write would change)."""
+    state = set()
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(folder, name))
+            state.add((os.path.join(folder, name), st.st_mtime_ns, st.st_size))
+    return state
+
+
+def test_kmod_phase_installs_the_module_into_the_stage(tmp_path, netbsd_tree, capsys):
+    """The path `buildtool build --kernel netbsd-10` takes after the userland: resolve, build, install;
+    it says which NetBSD version it found and never writes into the user's sysdir."""
     sysdir, common = netbsd_tree
+    before = tree_state(sysdir)
     lay = layout_for(tmp_path)
     tgt = kmod.resolve_target("netbsd-10", lay, {"sysdir": sysdir, "common": common}, offline=False,
                               log=tmp_path / "kmod.log")
@@ -193,6 +206,8 @@ def test_kmod_phase_installs_the_module_into_the_stage(tmp_path, netbsd_tree):
     out = kmod.build_modules(tgt, recipe, [], None, lay, jobs=2, log_dir=tmp_path)
     assert out == [lay.stage_prefix("ppp-mppe") / "lib/modules/10.99.12/ppp_mppe/ppp_mppe.kmod"]
     check_modinfo(out[0], "ppp_mppe", "if_ppp")
+    assert f"NetBSD 10.99.12 (sysdir {sysdir}): ppp_mppe.kmod: built locally" in capsys.readouterr().out
+    assert tree_state(sysdir) == before, "the build changed files under the user's sysdir"
 
 
 def overlay_tree(tmp_path: Path, sysdir: Path, rel: str, edit) -> Path:

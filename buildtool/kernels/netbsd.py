@@ -139,6 +139,8 @@ class NetBSDKernel(KernelFamily):
         work = self.layout.pkg_work(recipe.name) / "kmod" / self.profile.name
         result = build_and_check(target, self.layout.root / "kmod" / "mppe", work, self.layout.cache,
                                  log_dir / "kmod.log")
+        print(f"  NetBSD {target.release} (sysdir {target.packages['sysdir']}): {result.figures()}",
+              flush=True)
         dest.mkdir(parents=True, exist_ok=True)
         out = dest / result.kmod.name
         with atomic_path(out) as tmp:

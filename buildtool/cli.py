@@ -214,7 +214,9 @@ def _dispatch_to_stdout(args: argparse.Namespace) -> int:
     """_dispatch, where a reader that stops early (`buildtool kernels | head`) ends the output quietly as
     it does for other programs: exit status 141 (128 + SIGPIPE), no traceback."""
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, not at exit: a reader gone by then would get "Exception ignored"
+        return code
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet
         return 141

@@ -243,17 +243,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "clean":
             return cmd_clean(args)
         if args.command == "test":
-            from .vm.suite import run_suite
+            from .kernels import scenario_runner
 
             if args.guests is not None and args.guests < 1:
                 raise UsageError(f"--guests needs a positive number of guest sessions, not {args.guests}")
             layout = _layout(args)
             _check_kernel(args, layout, building=args.packages_dir is None)
-            if args.kernel == "netbsd-rump":
-                from .rump.suite import run_rump_suite
-
-                return run_rump_suite(args, layout)
-            return run_suite(args, layout)
+            return scenario_runner(args.kernel)(args, layout)
         if args.command == "pkgsrc":
             from .pkgsrc_export import export
 

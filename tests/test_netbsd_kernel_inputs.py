@@ -151,3 +151,14 @@ def test_makesum_refuses_a_changed_tarball_unless_forced(tmp_path, monkeypatch):
     nk.verify_inputs(sources, repo)  # the tampered copy is now what distinfo records
     with pytest.raises(KernelError, match="SHA512 mismatch"):
         nk.verify_inputs(SOURCES, repo)
+
+
+def test_the_lane_command_refuses_a_tampered_tarball_with_exit_9(tmp_path, monkeypatch, capsys):
+    sources = tampered_sources(tmp_path, nk.BUILDRUMP_TARBALL)
+    monkeypatch.setenv(nk.ENV_SOURCES, str(sources))
+    monkeypatch.setenv("BUILDTOOL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(REPO)
+    assert main(["test", "--kernel", "netbsd-qemu", "--results", str(tmp_path / "results")]) == 9
+    err = capsys.readouterr().err
+    assert "buildtool: error: refusing to build the NetBSD kernel from" in err and "Traceback" not in err
+    assert "SHA512 mismatch" in err and not (tmp_path / "cache" / "netbsd-kernel").exists()

@@ -56,6 +56,12 @@ PROFILES: tuple[Profile, ...] = (
             source=NetBSDSources(("sys/module.h", "net/if_ppp.h"))),
     Profile("netbsd-rump", "rump", "NetBSD's if_ppp as a rump kernel on Linux, with our ppp_mppe (test lane)",
             "7.99", module_suffix=" (rump component)", opsys="NetBSD"),
+    Profile("netbsd-qemu", "netbsd-qemu", "a NetBSD 10.99.12 kernel built from source, booted in QEMU with "
+            "our ppp_mppe.kmod and test agent (test lane; no NetBSD userland)", "10.99.12",
+            module_suffix=".kmod", opsys="NetBSD",
+            cost="no download (the tarballs are in ../shared/sources); about 20 MB on disk under "
+                 "<cache>/netbsd-kernel plus the unpacked sys tree under <cache>/sources; cold build "
+                 "(tools + kernel) 515 s on a loaded 2-core host, warm (cache hit) 0.4 s"),
 )
 
 

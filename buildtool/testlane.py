@@ -4,9 +4,10 @@ subprocess (buildtool.vm.suite.run_pytest: its own process group, the outcome re
 --control, each negative control in a pytest run of its own.
 
 A lane is data (TestLane): its scenario files, its JUnit name, how to build what it needs, its controls. A
-control names the scenarios it must make fail (`Expect-Fail:`) and the environment that selects the broken
-variant in the lane's fixtures; it is caught when every one of them fails (and, for a control that must
-crash the guest kernel, fails with the harness's GuestCrash). Exit codes as for the VM suite: 0 green,
+control names the scenarios it must make fail (`Expect-Fail:`, `test_x[param]` or a bare `test_x` for any of
+its parameters) and the environment that selects the broken variant in the lane's fixtures; it is caught
+when every one of them fails (and, for a control that must crash the guest kernel, fails with the
+harness's GuestCrash). Exit codes as for the VM suite: 0 green,
 10 (TestFailure) a scenario failed or a control was not caught, 11 (HarnessError) the harness broke.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from .errors import HarnessError, TestFailure, UsageError
 from .layout import Layout
-from .outcomes import Outcome
+from .outcomes import FAILED, Outcome
 from .vm.suite import control_keyword, report_controls, run_pytest
 
 GUEST_CRASH = "buildtool.vm.console.GuestCrash"  # the recorder's name of the crash watch's exception
@@ -90,16 +91,27 @@ def _run_controls(lane: TestLane, args: argparse.Namespace, layout: Layout, resu
         if outcome.harness_broke:
             raise HarnessError(f"the {lane.name}'s harness broke while running control {c.patch.name}; "
                                f"see {outcome.junit}")
-        unknown = [n for n in c.expected if n not in outcome.tests]
+        unknown = [n for n in c.expected if not _matching(n, outcome.tests)]
         if unknown:
             raise UsageError(f"{c.patch}: Expect-Fail names unknown scenarios: {', '.join(unknown)}")
         if any(s == "skipped" for s in outcome.tests.values()):
             raise HarnessError(f"control {c.patch.name}: scenarios were skipped ({outcome.junit})")
         failed = outcome.failed()
-        caught = all(n in failed and (not c.crash or GUEST_CRASH in outcome.errors.get(n, ()))
-                     for n in c.expected)
+        caught = all(_caught(n, c, outcome) for n in c.expected)
         rows.append((c.patch.name, c.expected, failed, caught))
     return report_controls(rows, f"{lane.name} negative controls", f"the {lane.name}")
+
+
+def _matching(name: str, tests) -> list[str]:
+    """The tests an `Expect-Fail:` name means: itself (`test_x[param]`), or every parameter of a bare
+    `test_x`."""
+    return [t for t in tests if t == name or t.split("[", 1)[0] == name]
+
+
+def _caught(name: str, control: Control, outcome: Outcome) -> bool:
+    """One of the tests `name` means failed (for a crash control: with a GuestCrash)."""
+    return any(outcome.tests[t] in FAILED and (not control.crash or GUEST_CRASH in outcome.errors.get(t, ()))
+               for t in _matching(name, outcome.tests))
 
 
 def _pytest(lane: TestLane, layout: Layout, junit: Path, keyword: str | None, jobs: int,

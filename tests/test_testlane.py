@@ -16,6 +16,8 @@ from buildtool.testlane import Control, TestLane, run_lane
 SCENARIOS = '''
 import os
 
+import pytest
+
 from buildtool.vm.console import GuestCrash
 
 
@@ -28,6 +30,11 @@ def test_traffic():
 
 def test_other():
     pass
+
+
+@pytest.mark.parametrize("mode", ["stateless", "stateful"])
+def test_modes(mode):
+    assert not (mode == "stateful" and os.environ.get("LANE_VARIANT") == "wrong"), "stateful broke"
 '''
 
 
@@ -60,7 +67,8 @@ def test_a_green_lane_exits_0_and_writes_junit(tmp_path):
 def test_a_failing_scenario_is_a_test_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("LANE_VARIANT", "wrong")
     test_lane, layout = lane(tmp_path, [])
-    with pytest.raises(errors.TestFailure, match="1 demo lane scenario"):
+    with pytest.raises(errors.TestFailure,
+                       match=r"2 demo lane scenario\(s\) failed: test_modes\[stateful\], test_traffic"):
         run_lane(test_lane, args(tmp_path, False), layout)
 
 
@@ -76,3 +84,19 @@ def test_a_crash_control_that_only_fails_is_not_caught(tmp_path, capsys):
     with pytest.raises(errors.TestFailure, match="not caught by the demo lane: patch-xd"):
         run_lane(test_lane, args(tmp_path, True), layout)
     assert "patch-xd: NOT CAUGHT" in capsys.readouterr().err
+
+
+def test_a_bare_name_means_any_of_its_parameters(tmp_path, capsys):
+    wrong = {"LANE_VARIANT": "wrong"}
+    test_lane, layout = lane(tmp_path, [Control(tmp_path / "patch-xc", ["test_modes"], wrong),
+                                        Control(tmp_path / "patch-xb", ["test_modes[stateless]"], wrong)])
+    with pytest.raises(errors.TestFailure, match="not caught by the demo lane: patch-xb"):
+        run_lane(test_lane, args(tmp_path, True), layout)
+    err = capsys.readouterr().err
+    assert "patch-xc: CAUGHT" in err and "patch-xb: NOT CAUGHT" in err
+
+
+def test_a_control_naming_no_scenario_is_refused(tmp_path):
+    test_lane, layout = lane(tmp_path, [Control(tmp_path / "patch-xz", ["test_gone"], {})])
+    with pytest.raises(errors.UsageError, match="patch-xz: Expect-Fail names unknown scenarios: test_gone"):
+        run_lane(test_lane, args(tmp_path, True), layout)

@@ -152,11 +152,20 @@ def cmd_phases(args: argparse.Namespace) -> int:
 
 def cmd_makesum(args: argparse.Namespace, patches_only: bool) -> int:
     from . import makesum
+    from .kernels import netbsd_kernel
 
     layout = _layout(args)
-    recipes = load_all(layout.root)
+    # inputs that are not recipes: the NetBSD kernel's tarballs and patch series (netbsd-kernel/distinfo)
+    others = {netbsd_kernel.INPUTS: (netbsd_kernel.distinfo_path(layout.root),
+                                     lambda: netbsd_kernel.makepatchsum(layout.root),
+                                     lambda: netbsd_kernel.makesum(layout.root, force=args.force))}
+    for name in (n for n in args.packages if n in others):
+        path, patch_sums, sums = others[name]
+        print(f"{path}: {'updated' if (patch_sums if patches_only else sums)() else 'unchanged'}")
+    names = [n for n in args.packages if n not in others]
+    recipes = load_all(layout.root) if names else {}
     # every package named, and only those (select() adds their dependencies, in build order)
-    for r in (r for r in select(recipes, args.packages) if r.name in args.packages):
+    for r in (r for r in select(recipes, names) if r.name in names):
         changed = (makesum.makepatchsum(r, layout) if patches_only
                    else makesum.makesum(r, layout, _options(args, "fetch"), force=args.force))
         print(f"{r.distinfo_path}: {'updated' if changed else 'unchanged'}")
@@ -236,17 +245,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "clean":
             return cmd_clean(args)
         if args.command == "test":
-            from .vm.suite import run_suite
+            from .kernels import scenario_runner
 
             if args.guests is not None and args.guests < 1:
                 raise UsageError(f"--guests needs a positive number of guest sessions, not {args.guests}")
             layout = _layout(args)
             _check_kernel(args, layout, building=args.packages_dir is None)
-            if args.kernel == "netbsd-rump":
-                from .rump.suite import run_rump_suite
-
-                return run_rump_suite(args, layout)
-            return run_suite(args, layout)
+            return scenario_runner(args.kernel)(args, layout)
         if args.command == "pkgsrc":
             from .pkgsrc_export import export
 

@@ -1,8 +1,10 @@
-"""`buildtool makesum` / `makepatchsum`: regenerate a recipe's distinfo from the files themselves."""
+"""`buildtool makesum` / `makepatchsum`: regenerate a distinfo (a recipe's, or the NetBSD kernel's inputs',
+netbsd-kernel/distinfo) from the files themselves."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from . import fetch as fetch_phase
 from . import patch as patch_phase
@@ -12,46 +14,57 @@ from .layout import Layout
 from .recipe import Recipe
 
 
-def _current(recipe: Recipe) -> tuple[list[DistfileSum], dict[str, str]]:
-    if recipe.distinfo_path.exists():
-        info = read_distinfo(recipe.distinfo_path)
+def _current(distinfo: Path) -> tuple[list[DistfileSum], dict[str, str]]:
+    if distinfo.exists():
+        info = read_distinfo(distinfo)
         return list(info.distfiles.values()), dict(info.patches)
     return [], {}
 
 
 def makepatchsum(recipe: Recipe, layout: Layout) -> bool:
-    distfiles, _ = _current(recipe)
-    patches = {p.name: patch_sha1(p) for p in patch_phase.series(recipe.patch_dir(layout.root))}
-    return write_distinfo(recipe.distinfo_path, distfiles, patches)
+    return write_patch_sums(recipe.distinfo_path, patch_phase.series(recipe.patch_dir(layout.root)))
+
+
+def write_patch_sums(distinfo: Path, patches: list[Path]) -> bool:
+    """The SHA1 lines of `patches` in `distinfo`, its distfile lines kept."""
+    distfiles, _ = _current(distinfo)
+    return write_distinfo(distinfo, distfiles, {p.name: patch_sha1(p) for p in patches})
 
 
 def makesum(recipe: Recipe, layout: Layout, options, force: bool = False, out=None) -> bool:
-    """Fetch each distfile without checking (as pkgsrc's makesum does) and record its sums.
+    """Fetch each distfile without checking (as pkgsrc's makesum does) and record its sums."""
+    files = [(d.name, fetch_phase.fetch_unverified(
+        d, layout.distdir, fetch_phase.FetchOptions(offline=options.offline, progress=options.progress,
+                                                    apt_dir=layout.cache / "apt"),
+        log=layout.logs(recipe.name) / "fetch.log")) for d in recipe.distfiles]
+    return write_sums(recipe.distinfo_path, recipe.name, files,
+                      patch_phase.series(recipe.patch_dir(layout.root)), force=force, out=out)
+
+
+def write_sums(distinfo: Path, name: str, files: list[tuple[str, Path]], patches: list[Path], *,
+               force: bool = False, out=None) -> bool:
+    """Record the sums of `files` ((distfile name, path)) and `patches` in `distinfo` (`name`: what
+    `buildtool makesum` calls it).
 
     A distfile distinfo already has sums for must still match them: a changed file of the same name is a
     re-rolled upstream tarball or a tampered cache, and is recorded only with `force` (old and new printed).
     """
-    old = {d.name: d for d in _current(recipe)[0]}
+    old = {d.name: d for d in _current(distinfo)[0]}
     sums = []
-    for d in recipe.distfiles:
-        path = fetch_phase.fetch_unverified(
-            d, layout.distdir, fetch_phase.FetchOptions(offline=options.offline, progress=options.progress,
-                                                        apt_dir=layout.cache / "apt"),
-            log=layout.logs(recipe.name) / "fetch.log")
-        new = distfile_sum(path, d.name)
-        if d.name in old and _differs(old[d.name], new):
-            change = _describe_change(old[d.name], new)
+    for distname, path in files:
+        new = distfile_sum(path, distname)
+        if distname in old and _differs(old[distname], new):
+            change = _describe_change(old[distname], new)
             if not force:
                 raise ChecksumError(
-                    f"{path} does not match the sums {recipe.distinfo_path} records for {d.name}:\n{change}\n"
+                    f"{path} does not match the sums {distinfo} records for {distname}:\n{change}\n"
                     f"Refusing to record it: a changed file under the same name is a re-rolled upstream "
                     f"tarball or a tampered cache. Check where it came from; to record it anyway run: "
-                    f"buildtool makesum --force {recipe.name}")
-            print(f"{recipe.distinfo_path}: --force: recording changed sums for {d.name}:\n{change}",
+                    f"buildtool makesum --force {name}")
+            print(f"{distinfo}: --force: recording changed sums for {distname}:\n{change}",
                   file=out or sys.stderr)
         sums.append(new)
-    patches = {p.name: patch_sha1(p) for p in patch_phase.series(recipe.patch_dir(layout.root))}
-    return write_distinfo(recipe.distinfo_path, sums, patches)
+    return write_distinfo(distinfo, sums, {p.name: patch_sha1(p) for p in patches})
 
 
 def _differs(old: DistfileSum, new: DistfileSum) -> bool:

@@ -27,12 +27,14 @@ def pytest_args(path: Path) -> list[str]:
 @dataclass
 class Outcome:
     """What one pytest run did, per test name (`test_x[param]`): passed, failed, error or skipped, with the
-    first line of the reason; `harness_broke` when any phase of any test raised a HarnessError."""
+    first line of the reason and the classes of the exceptions its phases raised (`errors`: qualified
+    names); `harness_broke` when any phase of any test raised a HarnessError."""
 
     returncode: int
     junit: Path
     tests: dict[str, str] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
     harness_broke: bool = False
 
     def failed(self) -> list[str]:
@@ -59,5 +61,6 @@ def read_outcomes(junit: Path, returncode: int) -> Outcome:
         if outcome.tests.get(name) not in FAILED:  # two ids with one name: a failure of either counts
             outcome.tests[name] = test["outcome"] or "passed"
             outcome.messages[name] = test["message"]
+        outcome.errors.setdefault(name, []).extend(e["class"] for e in test["exceptions"])
         outcome.harness_broke |= any(e["harness_error"] for e in test["exceptions"])
     return outcome

@@ -73,6 +73,27 @@ def test_each_profile_has_a_family_class():
     assert get_profile_class("netbsd-10") is NetBSDKernel
 
 
+def test_buildtool_test_runs_the_family_s_scenarios():
+    from buildtool.kernels import scenario_runner
+    from buildtool.rump.suite import run_rump_suite
+    from buildtool.vm.netbsd_suite import run_netbsd_suite
+    from buildtool.vm.suite import run_suite
+
+    assert scenario_runner("netbsd-rump") is run_rump_suite
+    assert scenario_runner("netbsd-qemu") is run_netbsd_suite
+    assert scenario_runner("linux-6.1") is run_suite and scenario_runner("none") is run_suite
+    for p in PROFILES:  # every family names a runner that exists
+        assert callable(scenario_runner(p.name)), p.name
+
+
+@pytest.mark.parametrize("name", ["netbsd-rump", "netbsd-qemu"])
+def test_a_test_lane_is_not_a_kernel_to_build_modules_for(layout, name):
+    lane = get_profile_class(name)(get_profile(name), layout, {}, layout.work / "kmod.log")
+    assert get_profile(name).source is None
+    with pytest.raises(KernelError, match=f"{name} is a test lane.*buildtool test --kernel {name}"):
+        lane.resolve()
+
+
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(UsageError) as e:
         get_profile_class("linux-5.10")

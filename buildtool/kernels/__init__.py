@@ -8,7 +8,9 @@ class: `LinuxKernel` (kernels/linux.py) and `NetBSDKernel` (kernels/netbsd.py). 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import argparse
+import importlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import KernelError, UsageError
@@ -18,20 +20,30 @@ from .base import KernelFamily, KernelTarget
 from .profiles import PROFILES, Profile, get_profile, profile_names
 
 __all__ = ["PROFILES", "KernelFamily", "KernelTarget", "Profile", "check_options", "describe_profiles",
-           "get_profile", "get_profile_class", "profile_names"]
+           "get_profile", "get_profile_class", "profile_names", "scenario_runner"]
 
 
 def _families() -> dict[str, type]:
     from .linux import LinuxKernel
     from .netbsd import NetBSDKernel, NetBSDLKMKernel
+    from .netbsd_qemu import NetBSDQemuLane
     from .rump import RumpLane
 
-    return {"linux": LinuxKernel, "netbsd": NetBSDKernel, "netbsd-lkm": NetBSDLKMKernel, "rump": RumpLane}
+    return {"linux": LinuxKernel, "netbsd": NetBSDKernel, "netbsd-lkm": NetBSDLKMKernel, "rump": RumpLane,
+            "netbsd-qemu": NetBSDQemuLane}
 
 
 def get_profile_class(name: str) -> type:
     """The family class that handles profile `name` (LinuxKernel, NetBSDKernel)."""
     return _families()[get_profile(name).family]
+
+
+def scenario_runner(name: str) -> Callable[[argparse.Namespace, Layout], int]:
+    """What `buildtool test --kernel NAME` runs: the function the family's `scenarios` names ('none': the
+    VM suite, as for the base class)."""
+    family = KernelFamily if name == "none" else get_profile_class(name)
+    module, function = family.scenarios.split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 # the kernel options each family uses (the others are refused, not silently ignored); flag -> what it is
@@ -40,7 +52,7 @@ KERNEL_OPTIONS = {"sysdir": "--sysdir", "common": "--common", "kernel_dir": "--k
 FAMILY_OPTIONS = {"linux": ("kernel_dir", "kernel_source"),
                   "netbsd": ("sysdir", "common", "host", "ssh_identity"),
                   "netbsd-lkm": ("sysdir", "host", "ssh_identity"),
-                  "rump": ()}
+                  "rump": (), "netbsd-qemu": ()}
 _PATH_OPTIONS = ("sysdir", "common", "kernel_dir", "kernel_source", "ssh_identity")
 REMOTE_PATH_OPTIONS = {"netbsd-lkm": ("sysdir",)}  # paths on the build host, not checked here
 

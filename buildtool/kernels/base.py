@@ -80,6 +80,11 @@ class KernelFamily(ABC):
     """One kernel family (LinuxKernel, NetBSDKernel, NetBSDLKMKernel, RumpLane): how a profile's kernel is
     found and how modules are built against it. A new family implements the abstract methods."""
 
+    # What `buildtool test --kernel <profile>` runs, as "module:function" (function(args, layout) -> exit
+    # status): the VM suite with Linux guests unless the family is a test lane with scenarios of its own.
+    # A name, not an import: the runners import kmod, which imports the families.
+    scenarios = "buildtool.vm.suite:run_suite"
+
     def __init__(self, profile: Profile, layout: Layout, options: dict, log: Path):
         self.profile = profile
         self.layout = layout
@@ -113,3 +118,23 @@ class KernelFamily(ABC):
     def install_dir(self, stage_prefix: Path, target: KernelTarget, modules: tuple[str, ...]) -> Path:
         """Where the package stage holds the built `modules` (Linux: lib/modules/<release>/extra)."""
         return stage_prefix / "lib" / "modules" / target.release / "extra"
+
+
+class TestLaneFamily(KernelFamily):
+    """A profile that is a test lane (netbsd-rump, netbsd-qemu), not a kernel to build modules for: it names
+    its own scenarios (`scenarios`) and refuses resolve and build_modules."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def _not_a_build_target(self) -> KernelError:
+        name = self.profile.name
+        return KernelError(f"{name} is a test lane, not a kernel to build modules for: run `buildtool test "
+                           f"--kernel {name}` (and --control for its negative controls)")
+
+    def resolve(self, offline: bool = False) -> KernelTarget:
+        raise self._not_a_build_target()
+
+    def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
+                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,
+                      mppe: str | None = None) -> list[Path]:
+        raise self._not_a_build_target()

@@ -75,10 +75,10 @@ class NetBSDKernel(KernelFamily):
             "the kernel); ELF64 relocatable x86-64; modinfo "
             "ppp_mppe requires if_ppp; compile-time asserts on CCP_MAX_OPTION_LENGTH and struct compressor; "
             "every undefined symbol defined by if_ppp.kmod or by kernel sources of the same tree",
-            "verified by the QEMU-booted NetBSD lane (tests/netbsd_vm, docs/vm-netbsd.md): the module built "
-            "the same way from the same tree, loaded into a booted 10.99.12 kernel of that tree (modctl, "
-            "autoload by if_ppp, EBUSY while in use) with traffic, loss, corruption and fuzz through it, "
-            "driven by our test agent as PID 1",
+            "verified by the QEMU-booted NetBSD lane (profile netbsd-qemu, tests/netbsd_vm): the module "
+            "built the same way from the same tree, loaded into a booted 10.99.12 kernel of that tree "
+            "(modctl, autoload by if_ppp, EBUSY while in use) with traffic, loss, corruption and fuzz "
+            "through it, driven by our test agent as PID 1",
             "not verified: a NetBSD userland (pppd, pptpd) on NetBSD, NetBSD 10.0 release kernels, and the "
             "native-NetBSD --host branch (no NetBSD system can run here)",
         ]

@@ -6,7 +6,10 @@ tree), `netbsd-rump-src-2016.tar.xz` (config(1), `common/` and `share/mk` of 201
 (config(1) reading the 2025 tree) and `patches/netbsd-kernel/common` (a compatibility layer over the 2016
 `common/` and `share/mk` for the 2025 `sys`), the kernel config template
 `templates/netbsd-kernel/BUILDTOOL.j2` and its values, the make flags, and the versions of clang, ld.lld
-and bmake. Two cache entries:
+and bmake. The tarballs and both patch series are recorded in `netbsd-kernel/distinfo` (pkgsrc's format, as a
+recipe's: Size, BLAKE2s and SHA512 of each tarball, SHA1 of each patch) and verified against it on every run,
+before anything is unpacked or applied; `buildtool makesum netbsd-kernel` / `makepatchsum netbsd-kernel`
+regenerate it. Two cache entries:
 
     ~/.cache/buildtool/netbsd-kernel/tools-<key>/   buildrump.sh's host tools with our config(1): bin/nbconfig
     ~/.cache/buildtool/netbsd-kernel/<key>/         netbsd (the kernel), src/{sys,common,share/mk} (the tree
@@ -30,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import hosttools
-from ..errors import KernelError, PatchError, PhaseError
+from ..distinfo import Distinfo, read_distinfo, verify_distfile, verify_patch
+from ..errors import ChecksumError, KernelError, PatchError, PhaseError
 from ..fsutil import atomic_path, file_digest, file_lock, text_digest
 from ..patch import check_header, run_patch, series
 from ..runlog import run
@@ -42,6 +46,8 @@ SYS_TARBALL = "netbsd-sys-10.99.12-x86.tar.xz"
 RUMP_TARBALL = "netbsd-rump-src-2016.tar.xz"
 BUILDRUMP_TARBALL = "buildrump.sh-2017.tar.xz"
 TARBALLS = (SYS_TARBALL, RUMP_TARBALL, BUILDRUMP_TARBALL)
+INPUTS = "netbsd-kernel"  # <repo>/netbsd-kernel/distinfo; the name `buildtool makesum` takes
+ENV_SOURCES = "BUILDTOOL_NETBSD_SOURCES"  # where the tarballs are, instead of ../shared/sources
 LAYOUT_VERSION = "1"  # bump when the entries' layout or the commands below change
 
 TARGET = "x86_64-unknown-netbsd"
@@ -94,8 +100,60 @@ def missing_tarballs(sources: Path) -> list[str]:
     return [name for name in TARBALLS if not (sources / name).is_file()]
 
 
+def sources_dir(repo: Path) -> Path:
+    """Where the tarballs are: $BUILDTOOL_NETBSD_SOURCES, else `../shared/sources` seen from the repo."""
+    return Path(os.environ.get(ENV_SOURCES) or repo.parent / "shared" / "sources").resolve()
+
+
 def patch_dir(repo: Path, part: str) -> Path:
     return repo / "patches" / "netbsd-kernel" / part
+
+
+def distinfo_path(repo: Path) -> Path:
+    return repo / INPUTS / "distinfo"
+
+
+def input_patches(repo: Path) -> list[Path]:
+    """Both series, tools first: the patches distinfo records (by name, so a name must not be in both)."""
+    tools, common = series(patch_dir(repo, "tools")), series(patch_dir(repo, "common"))
+    twice = sorted({p.name for p in tools} & {p.name for p in common})
+    if twice:
+        raise PatchError(f"{', '.join(twice)}: in both {patch_dir(repo, 'tools')} and "
+                         f"{patch_dir(repo, 'common')}; {distinfo_path(repo)} records patches by name: "
+                         f"rename one")
+    return [*tools, *common]
+
+
+# --- verifying the inputs against netbsd-kernel/distinfo ---------------------------------------------------
+def verify_tarball(path: Path, info: Distinfo) -> None:
+    """KernelError naming the file, each wrong size or hash (expected and actual) and the next command."""
+    try:
+        verify_distfile(path, info.distfile(path.name))
+    except ChecksumError as e:
+        force = "--force " if path.name in info.distfiles else ""
+        raise KernelError(
+            f"refusing to build the NetBSD kernel from {path}: {e}\n"
+            f"Put back the tarball {info.path} records (in {path.parent}, or name another folder with "
+            f"{ENV_SOURCES}=DIR); if this one is intended, record it: buildtool makesum {force}{INPUTS}") \
+            from None
+
+
+def verify_input_patch(path: Path, info: Distinfo) -> None:
+    """PatchError naming the patch, the expected and actual SHA1 and the command that records it."""
+    try:
+        verify_patch(path, info)
+    except ChecksumError as e:
+        raise PatchError(f"refusing to apply {path} to the NetBSD kernel's sources: {e}") from None
+
+
+def verify_inputs(sources: Path, repo: Path, tarballs: Sequence[str] = TARBALLS) -> Distinfo:
+    """Every tarball in `tarballs` and every patch of both series against netbsd-kernel/distinfo."""
+    info = read_distinfo(distinfo_path(repo))
+    for name in tarballs:
+        verify_tarball(sources / name, info)
+    for p in input_patches(repo):
+        verify_input_patch(p, info)
+    return info
 
 
 def tool_versions() -> str:
@@ -164,10 +222,13 @@ def run_logged(argv: Sequence[str], log: Path, *, cwd: Path, timeout: float, wha
         timeout=timeout, on_line=show)
 
 
-def apply_patches(patches: list[Path], tree: Path, log: Path) -> None:
-    """Our own series: each patch checked with --dry-run first, no fuzz (patch.run_patch)."""
+def apply_patches(patches: list[Path], tree: Path, log: Path, info: Distinfo | None = None) -> None:
+    """Our own series: each patch checked (header; its SHA1 against `info` when given) before any is
+    applied, each with --dry-run first, no fuzz (patch.run_patch)."""
     for p in patches:
         check_header(p)
+        if info is not None:
+            verify_input_patch(p, info)
     with log.open("a") as f:
         for p in patches:
             for dry in (True, False):
@@ -179,7 +240,9 @@ def apply_patches(patches: list[Path], tree: Path, log: Path) -> None:
 
 # --- host tools: buildrump.sh's, with our config(1) -----------------------------------------------------
 def ensure_tools(sources: Path, cache: Path, repo: Path, out, jobs: int = 2) -> Path:
-    """The tool folder (bin/nbconfig, bin/nbgenassym), building it first when the cache has none."""
+    """The tool folder (bin/nbconfig, bin/nbgenassym), building it first when the cache has none; its
+    inputs are verified against netbsd-kernel/distinfo first, every time."""
+    info = verify_inputs(sources, repo, (RUMP_TARBALL, BUILDRUMP_TARBALL))
     key = tools_key(sources, repo)
     dest = cache / "netbsd-kernel" / f"tools-{key}"
     if (dest / "COMPLETE").is_file():
@@ -196,7 +259,7 @@ def ensure_tools(sources: Path, cache: Path, repo: Path, out, jobs: int = 2) -> 
             for name in (RUMP_TARBALL, BUILDRUMP_TARBALL):
                 run_logged(["tar", "-xf", str(sources / name), "-C", str(tmp)], log, cwd=tmp,
                            timeout=COPY_TIMEOUT, what=f"unpacking {name}", out=out)
-            apply_patches(series(patch_dir(repo, "tools")), tmp / "src-netbsd", log)
+            apply_patches(series(patch_dir(repo, "tools")), tmp / "src-netbsd", log, info)
             print(f"netbsd-kernel: building host tools with buildrump.sh (config(1) with our patches; about "
                   f"2-5 min; log {log})", file=out, flush=True)
             run_logged([str(tmp / "buildrump.sh" / "buildrump.sh"), "-s", str(tmp / "src-netbsd"),
@@ -236,18 +299,21 @@ def _tree_copy(src: Path, dest: Path, log: Path, out) -> None:
 
 def ensure_kernel(sources: Path, cache: Path, repo: Path, *, cfg: KernelConfig | None = None, jobs: int = 2,
                   out=None) -> BuiltKernel:
-    """The cached kernel for these inputs, built first when the cache has none."""
+    """The cached kernel for these inputs, built first when the cache has none. Every input is verified
+    against netbsd-kernel/distinfo first, on a cache hit too."""
     out = out or sys.stderr
     cfg = cfg or KernelConfig()
     missing = missing_tarballs(sources)
     if missing:
-        raise KernelError(f"{sources}: missing {', '.join(missing)} (the NetBSD kernel is built from them)")
+        raise KernelError(f"{sources}: missing {', '.join(missing)} (the NetBSD kernel is built from them; "
+                          f"{ENV_SOURCES}=DIR names another folder holding them)")
+    info = verify_inputs(sources, repo)
     key = kernel_key(sources, repo, cfg)
     dest = cache / "netbsd-kernel" / key
     if not (dest / "COMPLETE").is_file():
         with _lock(dest.with_suffix(".lock"), out):
             if not (dest / "COMPLETE").is_file():
-                _build_kernel(sources, cache, repo, cfg, key, dest, jobs, out)
+                _build_kernel(sources, cache, repo, cfg, key, dest, jobs, out, info)
     return _built(dest, cfg)
 
 
@@ -259,7 +325,7 @@ def _built(dest: Path, cfg: KernelConfig) -> BuiltKernel:
 
 
 def _build_kernel(sources: Path, cache: Path, repo: Path, cfg: KernelConfig, key: str, dest: Path, jobs: int,
-                  out) -> None:
+                  out, info: Distinfo) -> None:
     t0 = time.monotonic()
     tooldir = ensure_tools(sources, cache, repo, out, jobs)
     tools_done = time.monotonic()
@@ -276,7 +342,7 @@ def _build_kernel(sources: Path, cache: Path, repo: Path, cfg: KernelConfig, key
         _tree_copy(sys_tree, src / "sys", log, out)
         shutil.copytree(rump / "common", src / "common", symlinks=True)
         shutil.copytree(rump / "share" / "mk", src / "share" / "mk", symlinks=True)
-        apply_patches(series(patch_dir(repo, "common")), src, log)
+        apply_patches(series(patch_dir(repo, "common")), src, log, info)
         wrap = tmp / "wrap"
         wrap.mkdir()
         env = template_env("netbsd-kernel")
@@ -317,3 +383,25 @@ def _build_kernel(sources: Path, cache: Path, repo: Path, cfg: KernelConfig, key
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- `buildtool makesum netbsd-kernel` / `makepatchsum netbsd-kernel` ------------------------------------
+def makesum(repo: Path, force: bool = False, out=None) -> bool:
+    """Record the sums of the tarballs in sources_dir() and of both patch series in netbsd-kernel/distinfo
+    (a tarball whose recorded sums differ is refused unless `force`, as for a recipe's distfiles)."""
+    from ..makesum import write_sums
+
+    sources = sources_dir(repo)
+    missing = missing_tarballs(sources)
+    if missing:
+        raise KernelError(f"{sources}: missing {', '.join(missing)}; nothing was recorded ({ENV_SOURCES}=DIR "
+                          f"names another folder holding them)")
+    return write_sums(distinfo_path(repo), INPUTS, [(n, sources / n) for n in TARBALLS], input_patches(repo),
+                      force=force, out=out)
+
+
+def makepatchsum(repo: Path) -> bool:
+    """The SHA1 lines of both patch series in netbsd-kernel/distinfo; the tarballs' lines are kept."""
+    from ..makesum import write_patch_sums
+
+    return write_patch_sums(distinfo_path(repo), input_patches(repo))

@@ -7,19 +7,13 @@ sources as the .kmod (buildtool/rump/). `buildtool test --kernel netbsd-rump` bu
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..distinfo import Distinfo
-from ..errors import KernelError
-from ..recipe import Recipe
-from .base import KernelFamily, KernelTarget
+from .base import TestLaneFamily
 from .profiles import Profile
 
-NOT_A_BUILD_TARGET = ("netbsd-rump is a test lane, not a kernel to build modules for: run "
-                      "`buildtool test --kernel netbsd-rump` (and --control for its negative controls)")
 
+class RumpLane(TestLaneFamily):
+    scenarios = "buildtool.rump.suite:run_rump_suite"
 
-class RumpLane(KernelFamily):
     @classmethod
     def needs(cls, profile: Profile) -> list[str]:
         return [
@@ -39,11 +33,3 @@ class RumpLane(KernelFamily):
             "rump sources are of 2016; its compressor interface is the same); frames captured from the Linux "
             "kernel modules in the VM (two user-space implementations stand for the Linux side)",
         ]
-
-    def resolve(self, offline: bool = False) -> KernelTarget:
-        raise KernelError(NOT_A_BUILD_TARGET)
-
-    def build_modules(self, target: KernelTarget, recipe: Recipe, patches: list[Path], distinfo: Distinfo, *,
-                      jobs: int, log_dir: Path, extra_patches: list[Path], dest: Path,
-                      mppe: str | None = None) -> list[Path]:
-        raise KernelError(NOT_A_BUILD_TARGET)

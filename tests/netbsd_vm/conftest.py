@@ -6,6 +6,7 @@ Settings from the environment (as the Linux VM suite):
   BUILDTOOL_NETBSD_CONTROL    a patch of patches/netbsd-vm/broken/ applied to a copy of kmod/mppe/netbsd:
                               the module under test is that broken variant (negative controls)
   BUILDTOOL_JOBS              make jobs for the kernel build (default 2)
+  BUILDTOOL_NETBSD_SOURCES    where the kernel's tarballs are (default ../shared/sources)
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from pathlib import Path
 import pytest
 from figures import Figures, results_dir
 
-from buildtool.kernels.netbsd_kernel import TARBALLS, ensure_kernel, missing_tarballs
+from buildtool.kernels.netbsd_kernel import TARBALLS, ensure_kernel, missing_tarballs, sources_dir
 from buildtool.vm.guest import Guest
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = REPO.parent / "shared" / "sources"
+SOURCES = sources_dir(REPO)  # $BUILDTOOL_NETBSD_SOURCES or ../shared/sources
 
 
 def _results() -> Path:

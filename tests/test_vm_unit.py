@@ -15,7 +15,7 @@ from namespaces import can_mount_in_a_namespace
 
 from buildtool.errors import HarnessError, UsageError
 from buildtool.layout import Layout
-from buildtool.vm.console import CHUNK, CommandTimeout, Console, GuestCrash
+from buildtool.vm.console import CHUNK, CommandTimeout, Console, GuestCrash, ShellChannel, VmProcess
 from buildtool.vm.guest import LinuxGuest
 from buildtool.vm.qemu import BootRequest, QemuTcg, SocketNic
 from buildtool.vm.suite import control_keyword, control_patches, expected_failures
@@ -100,10 +100,10 @@ def test_console_returns_output_and_exit_status(console):
 
 def test_console_prompt_cannot_be_matched_by_what_a_command_prints(console):
     """The prompt is set in two quoted halves; a command echoing `PS1` text does not end the frame early."""
-    a, b = console._halves
+    a, b = console.channel._halves
     res = console.run(f"echo '{a}' '{b}'; echo after; exit 0", timeout=20)
     assert res.status == 0 and res.output.endswith("after\n") and res.output.startswith(a)
-    assert console.prompt not in res.output
+    assert console.channel.prompt not in res.output
 
 
 def test_console_sends_long_commands_in_chunks(console):
@@ -139,6 +139,55 @@ def test_console_watchdog(tmp_path):
             con.set_prompt(timeout=20)
     finally:
         con.close()
+
+
+# --- the process and the channel apart ----------------------------------------------------------------
+
+def test_process_watchdog_kills_a_process_that_outlives_its_deadline(tmp_path):
+    """Nobody reads from it, nobody waits on it: the watchdog alone ends it at the deadline."""
+    proc = VmProcess(["/bin/sh", "-c", "echo started; sleep 600"], tmp_path / "p.log",
+                     deadline=time.monotonic() + 1)
+    try:
+        assert proc.wait_exit(timeout=60), "the watchdog did not kill the process"
+        assert proc.watchdog_fired and proc.exit_status() == -9
+        assert "started" in proc.text()
+    finally:
+        proc.close()
+
+
+def test_process_watchdog_leaves_a_process_alone_before_its_deadline(tmp_path):
+    """Control: the same process with a far deadline runs until it exits by itself, status kept."""
+    proc = VmProcess(["/bin/sh", "-c", "sleep 2; exit 5"], tmp_path / "p.log", deadline=time.monotonic() + 600)
+    try:
+        assert proc.alive()
+        assert proc.wait_exit(timeout=60)
+        assert not proc.watchdog_fired and proc.exit_status() == 5
+    finally:
+        proc.close()
+
+
+def test_close_stops_the_process_and_its_watchdog(tmp_path):
+    proc = VmProcess(["/bin/sh", "-c", "sleep 600"], tmp_path / "p.log", deadline=time.monotonic() + 600)
+    proc.close()
+    assert not proc.alive() and not proc._watchdog.is_alive()
+
+
+def test_channel_reports_a_watchdog_kill_as_the_harness(tmp_path):
+    """A channel waiting on a process the watchdog killed says so (a HarnessError, not "QEMU exited")."""
+    proc = VmProcess(SHELL, tmp_path / "console.log", deadline=time.monotonic() + 3)
+    try:
+        chan = ShellChannel(proc, LinuxGuest.crash_patterns)
+        chan.set_prompt(timeout=20)
+        with pytest.raises(HarnessError, match="global watchdog expired"):
+            chan.run("sleep 600", timeout=600)
+        assert proc.wait_exit(timeout=30) and proc.watchdog_fired
+    finally:
+        proc.close()
+
+
+def test_a_vmm_that_cannot_start_is_a_harness_error(tmp_path):
+    with pytest.raises(HarnessError, match="cannot start /nonexistent/qemu"):
+        VmProcess(["/nonexistent/qemu"], tmp_path / "p.log", deadline=time.monotonic() + 60)
 
 
 # --- the guest-side wait loop ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HarnessError, TestFailure
-from .console import CommandResult, Console, GuestCrash
+from .console import Channel, CommandResult, Console, GuestCrash, ShellChannel
 from .qemu import BootRequest, SocketNic, Vmm
 
 __all__ = ["CommandResult", "Guest", "GuestCrash", "GuestOS", "LinuxGuest"]
@@ -27,7 +27,7 @@ class GuestOS:
     ready_marker = ""  # printed by the guest's init once the shell is about to start
     crash_patterns: tuple[str, ...] = ()
     halt_command = ""
-    console_class = Console  # the framed channel (a shell; NetBSD's agent speaks its own)
+    channel_class: type[Channel] = ShellChannel  # the framed channel (a shell; NetBSD's agent speaks its own)
 
     def boot_request(self, kernel: Path, initrd: Path, memory_mb: int, nics: tuple) -> BootRequest:
         return BootRequest(kernel=kernel, initrd=initrd, cmdline=self.kernel_cmdline(), memory_mb=memory_mb,
@@ -124,8 +124,8 @@ class Guest:
         t0 = time.monotonic()
         log = self.console_log
         log.unlink(missing_ok=True)
-        self._console = self.os.console_class(self.vmm.command(req), log, self.os.crash_patterns,
-                                              self._deadline)
+        self._console = Console(self.vmm.command(req), log, self.os.crash_patterns, self._deadline,
+                                channel=self.os.channel_class)
         try:
             self._console.wait_ready(self.os.ready_marker, self.boot_timeout)
             self._console.set_prompt()
@@ -142,7 +142,7 @@ class Guest:
         return seconds
 
     def ensure_booted(self) -> None:
-        if self._console is None or self.dirty or not self._console.child.isalive():
+        if self._console is None or self.dirty or not self._console.alive():
             self.boot()
 
     def reboot(self) -> float:
@@ -154,7 +154,7 @@ class Guest:
         if con is None:
             return
         try:
-            if con.child.isalive() and not self.dirty:
+            if con.alive() and not self.dirty:
                 con.send_raw(f"{self.os.halt_command}\n")
                 con.wait_exit(10)
         except (OSError, HarnessError):

@@ -92,7 +92,7 @@ def test_harness_reports_a_dead_vmm_as_harness_error(vm_factory):
     """QEMU dying without a kernel crash is the harness breaking, not the product failing."""
     g = vm_factory.make("vmm-control")
     g.boot()
-    g._console.child.kill(9)
+    g._console.process.kill()  # SIGKILL
     with pytest.raises(errors.HarnessError):
         g.run("true", timeout=10)
     g.shutdown()

@@ -16,12 +16,13 @@ from namespaces import can_mount_in_a_namespace
 from buildtool.errors import HarnessError, UsageError
 from buildtool.layout import Layout
 from buildtool.vm.console import CHUNK, CommandTimeout, Console, GuestCrash, ShellChannel, VmProcess
-from buildtool.vm.guest import LinuxGuest
+from buildtool.vm.guest import ByteMatch, LinuxGuest
+from buildtool.vm.netbsd import NetBSDGuest
 from buildtool.vm.qemu import BootRequest, QemuTcg, SocketNic
 from buildtool.vm.suite import control_keyword, control_patches, expected_failures
-from buildtool.vm.topology import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
+wait_until = LinuxGuest().wait_until
 
 
 # --- the QEMU command line -----------------------------------------------------------------------------
@@ -157,7 +158,8 @@ def test_process_watchdog_kills_a_process_that_outlives_its_deadline(tmp_path):
 
 def test_process_watchdog_leaves_a_process_alone_before_its_deadline(tmp_path):
     """Control: the same process with a far deadline runs until it exits by itself, status kept."""
-    proc = VmProcess(["/bin/sh", "-c", "sleep 2; exit 5"], tmp_path / "p.log", deadline=time.monotonic() + 600)
+    proc = VmProcess(["/bin/sh", "-c", "sleep 2; exit 5"], tmp_path / "p.log",
+                     deadline=time.monotonic() + 600)
     try:
         assert proc.alive()
         assert proc.wait_exit(timeout=60)
@@ -208,6 +210,56 @@ def test_wait_until_gives_up_after_its_seconds(tmp_path):
     done = _sh(wait_until("[ -e never ]", 1, on_timeout="echo gave up"), tmp_path)
     print(f"wait_until(1 s) gave up after {time.monotonic() - t0:.2f}s")
     assert (done.returncode, done.stdout, done.stderr) == (1, "gave up\n", "")
+
+
+# --- the guest OS's shell idioms -------------------------------------------------------------------------
+
+LINUX = LinuxGuest()
+
+
+def test_linux_parses_what_its_commands_print():
+    """The parsers read output in the form the guest's iproute2, tc and /proc/slabinfo print it."""
+    addr = "7: ppp0    inet 192.168.100.2 peer 192.168.100.1/32 scope global ppp0\\       valid_lft forever\n"
+    assert LINUX.parse_ptp_addresses(addr) == ("192.168.100.2", "192.168.100.1")
+    assert LINUX.parse_ptp_addresses("7: vc    inet 10.0.0.2/24 brd 10.0.0.255 scope global vc\n") is None
+    links = ("5: ppp0: <POINTOPOINT,MULTICAST,NOARP,UP,LOWER_UP> mtu 1400 qdisc fq_codel state UNKNOWN\\\n"
+             "6: ppp1: <POINTOPOINT,MULTICAST,NOARP,UP,LOWER_UP> mtu 1400 qdisc fq_codel state UNKNOWN\\\n")
+    assert LINUX.parse_ppp_units(links) == ["ppp0", "ppp1"] and LINUX.parse_ppp_units("") == []
+    slab = "ppp_mppe_state        3     16    496   16    2 : tunables    0    0    0\nrefcnt 1\n"
+    assert LINUX.parse_slab_usage(slab, "ppp_mppe_state") == {"active_objs": 3, "num_objs": 16,
+                                                               "objperslab": 16, "refcnt": 1}
+    assert LINUX.parse_slab_usage("refcnt 0\n", "ppp_mppe_state") is None
+    filters = (" action order 1:  pedit action pass keys 1\n Action statistics:\n"
+               " Sent 2520 bytes 12 pkt (dropped 0, overlimits 0 requeues 0)\n"
+               " Sent 420 bytes 2 pkt (dropped 0, overlimits 0 requeues 0)\n")
+    assert LINUX.parse_corrupted_count(filters) == 14
+    facts = LINUX.parse_facts("loaded=1\ntaint=OE\nmarker=1\n")
+    assert facts == {"loaded": "1", "taint": "OE", "marker": "1"}
+
+
+def test_linux_corruption_filter_is_one_u32_pedit_rule_per_layout():
+    cmd = LINUX.corrupt_bytes("vc", 47, [((ByteMatch(20, 0x30), ByteMatch(31, 4, 0x07)), 38)])
+    assert cmd.split(" && ")[-1] == ("/sbin/tc filter add dev vc parent 1: protocol ip prio 1 u32 "
+                                     "match ip protocol 47 0xff match u8 0x30 0xff at 20 match u8 0x04 0x07 "
+                                     "at 31 action pedit munge offset 38 u8 invert")
+
+
+def test_linux_namespace_and_module_commands_run_in_a_shell(tmp_path):
+    """The quoting survives a real shell: in_namespace hands sh -c the command unchanged, write_file
+    replaces a file with exactly the text (quotes, dollars, newlines)."""
+    cmd = LINUX.in_namespace("server", "echo 'a b' \"$x\"")
+    assert cmd.startswith("/bin/ip netns exec server sh -c ")
+    assert _sh(f"printf '%s\\n' {cmd.split(' sh -c ', 1)[1]}", tmp_path).stdout == "echo 'a b' \"$x\"\n"
+    text = "require-mppe-128\n# it's $HOME `x`\n"
+    target = tmp_path / "options"
+    assert _sh(LINUX.write_file(str(target), text), tmp_path).returncode == 0
+    assert target.read_text() == text and not (tmp_path / "options.new").exists()
+    assert LINUX.set_sysctl("net.ipv4.ip_forward", 1) == "echo 1 > /proc/sys/net/ipv4/ip_forward"
+
+
+def test_a_guest_without_a_shell_offers_no_idioms():
+    with pytest.raises(NotImplementedError, match="netbsd guest has no shell idiom for network namespaces"):
+        NetBSDGuest().in_namespace("server", "true")
 
 
 # --- negative controls: which scenarios each must break -------------------------------------------------

@@ -21,13 +21,12 @@ The server keeps the address of the image's pptpd.conf (10.0.0.1) in both layout
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field, replace
 
 from ..templating import render, template_env
-from .guest import CommandResult, Guest
+from .guest import CommandResult, Guest, GuestOS
 from .image import GuestContents, GuestDeb
-from .topology import IP, MODPROBE, TC, Topology, TunnelConfig, wait_until
+from .topology import Topology, TunnelConfig
 
 CONNTRACK = "/usr/sbin/conntrack"
 # LCP echoes from the clients behind the router. Not for noticing a dead link: the router forgets a GRE
@@ -35,6 +34,7 @@ CONNTRACK = "/usr/sbin/conntrack"
 # on (measured: test_idle_call_loses_its_gre_mapping). An idle tunnel through NAT needs traffic.
 KEEPALIVE = "lcp-echo-interval 10 lcp-echo-failure 6"
 NFT = "/usr/sbin/nft"
+FIFO_PACKETS = 1000  # the ppp units' egress queue (ClientEnd.link_up says why)
 RULES_PATH = "/etc/nftables-router.conf"
 
 # What the router role adds to the guest: nft and conntrack with their libraries (Debian's packages),
@@ -122,10 +122,6 @@ def forward_layout() -> NatLayout:
                      rules=RouterRules(wan="wan", lan="lan*", forward_to=SERVER_IP), dial=public)
 
 
-def _in(ns: str, cmd: str) -> str:
-    return f"{IP} netns exec {ns} sh -c {shlex.quote(cmd)}"
-
-
 @dataclass
 class NatLab:
     """One guest holding one NAT layout at a time (each scenario starts from a fresh one)."""
@@ -158,14 +154,26 @@ class NatTopology(Topology):
     def dial_address(self) -> str:
         return self.layout.dial
 
+    @property
+    def server_os(self) -> GuestOS:
+        return self.guest.os
+
+    @property
+    def client_os(self) -> GuestOS:
+        return self.guest.os
+
+    def run_in(self, ns: str, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
+        """Run `cmd` in namespace `ns` of the guest."""
+        return self.guest.run(self.guest.os.in_namespace(ns, cmd), timeout=timeout, check=check)
+
     def server(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.guest.run(_in(self.layout.server, cmd), timeout=timeout, check=check)
+        return self.run_in(self.layout.server, cmd, timeout=timeout, check=check)
 
     def client(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
         return self.ends()[0].client(cmd, timeout=timeout, check=check)
 
     def router(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.guest.run(_in(self.layout.router, cmd), timeout=timeout, check=check)
+        return self.run_in(self.layout.router, cmd, timeout=timeout, check=check)
 
     def ends(self, count: int | None = None) -> list[ClientEnd]:
         """The clients behind (or outside) the router, each a Topology with its own log and pidfile."""
@@ -187,21 +195,21 @@ class NatTopology(Topology):
     # --- set-up --------------------------------------------------------------------------------------
     def setup(self) -> None:
         g, lay = self.guest, self.layout
+        gos = g.os
         g.ensure_booted()
         self.load_modules(g)
         for name in ROUTER_MODULES:
-            g.run(f"{MODPROBE} {name}")
+            g.run(gos.load_module(name))
         self.teardown()
-        g.run(" && ".join(f"{IP} netns add {ns}" for ns in lay.namespaces))
+        g.run(gos.add_namespaces(lay.namespaces))
         for v in lay.veths:
-            g.run(f"{IP} link add {v.a_iface} netns {v.a} type veth peer name {v.b_iface} netns {v.b}")
+            g.run(gos.add_veth(v.a, v.a_iface, v.b, v.b_iface))
             for ns, iface, addr in ((v.a, v.a_iface, v.a_addr), (v.b, v.b_iface, v.b_addr)):
-                g.run(f"{IP} -n {ns} addr add {addr}/{v.prefix} dev {iface} && "
-                      f"{IP} -n {ns} link set {iface} up")
+                g.run(gos.address_up(ns, iface, addr, v.prefix))
         for ns in lay.namespaces:
-            g.run(f"{IP} -n {ns} link set lo up")
+            g.run(gos.loopback_up(ns))
         for ns, route in lay.routes:
-            g.run(f"{IP} -n {ns} route add {route}")
+            g.run(gos.add_route(ns, route))
         self.load_rules(lay.rules)
         self.start_server()
         self._generation = g.generation
@@ -209,14 +217,12 @@ class NatTopology(Topology):
     def teardown(self) -> None:
         """End every process in the NAT namespaces and delete them (a previous layout's, say), and the
         call managers' sockets the killed pptps left, and the pppd logs."""
-        self.guest.run("for ns in $(" + IP + " netns list | awk '/^nat-/ {print $1}'); do "
-                       f"pids=$({IP} netns pids $ns); [ -z \"$pids\" ] || kill -9 $pids; "
-                       f"{IP} netns del $ns; done; rm -f /run/pptp/* /var/log/ppp-*.log")
+        self.guest.run(self.guest.os.delete_namespaces("nat-") + "; rm -f /run/pptp/* /var/log/ppp-*.log")
 
     def load_rules(self, rules: RouterRules) -> None:
         """Enable forwarding in the router and (re)load its whole ruleset, rendered from the template."""
         text = render_router_rules(rules)
-        self.router(f"echo 1 > /proc/sys/net/ipv4/ip_forward && cat > {RULES_PATH} <<'EOF'\n{text}EOF\n"
+        self.router(f"{self.guest.os.enable_forwarding()} && cat > {RULES_PATH} <<'EOF'\n{text}EOF\n"
                     f"{NFT} -f {RULES_PATH}")
 
     def flush_conntrack(self) -> None:
@@ -269,18 +275,26 @@ class ClientEnd(Topology):
     def guests(self) -> list[Guest]:
         return self.nat.guests()
 
+    @property
+    def server_os(self) -> GuestOS:
+        return self.nat.guest.os
+
+    @property
+    def client_os(self) -> GuestOS:
+        return self.nat.guest.os
+
     def server(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
         return self.nat.server(cmd, timeout=timeout, check=check)
 
     def client(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.nat.guest.run(_in(self.netns, cmd), timeout=timeout, check=check)
+        return self.nat.run_in(self.netns, cmd, timeout=timeout, check=check)
 
     def wait_calls_ended(self, timeout: float = 30) -> None:
         """Wait until this client's server-side pppd is gone (other clients' calls may stay up)."""
         local = self.ppp_local_address
         if local:
-            self.server(wait_until(f"! {IP} -4 -o addr show type ppp | grep -q 'peer {local}/'", timeout),
-                        timeout=timeout + 10)
+            gos = self.server_os
+            self.server(gos.wait_until(gos.no_ppp_peer(local), timeout), timeout=timeout + 10)
 
     def connect(self, timeout: float = 60, options: str = "", keepalive: bool = True) -> float:
         """As Topology.connect; with `keepalive` pppd sends LCP echoes (KEEPALIVE; `options` may override)."""
@@ -300,10 +314,10 @@ class ClientEnd(Topology):
         limit from the ppp unit's txqueuelen, 3).
         """
         self.ppp_local_address = self.client_ppp_addresses()[0]
-        fifo = f"{TC} qdisc replace dev {{}} root pfifo limit 1000"
-        self.client(fifo.format(f"ppp{self.config.client_unit}"))
-        self.server(f"dev=$({IP} -4 -o addr show type ppp | grep -F 'peer {self.ppp_local_address}/' | "
-                    f"awk '{{print $2}}') && [ -n \"$dev\" ] && " + fifo.format("$dev"))
+        self.client(self.client_os.fifo(f"ppp{self.config.client_unit}", FIFO_PACKETS))
+        gos = self.server_os
+        self.server(f"dev=$({gos.ppp_unit_with_peer(self.ppp_local_address)}) && [ -n \"$dev\" ] && "
+                    + gos.fifo("$dev", FIFO_PACKETS))
 
 
 # one GRE connection of `conntrack -L`: the original tuple, then the reply tuple, each with its keys
@@ -333,4 +347,3 @@ def gre_calls(conntrack: str, server: str) -> list[GreCall]:
         else:
             calls.append(GreCall(client=src, private_id=skey, public_id=r_dkey))
     return calls
-

@@ -12,43 +12,22 @@ from the same object, so the two cannot drift.
 
 from __future__ import annotations
 
-import base64
 import re
 import shlex
 import time
 from dataclasses import dataclass, field, replace
 
 from ..errors import TestFailure
-from .guest import CommandResult, Guest
+from .guest import ByteMatch, CommandResult, Guest, GuestOS
 
 # Programs that busybox also has as applets: busybox's shell runs its own applet for a bare name even when
-# the real program comes first in PATH, so the scenarios call these by absolute path.
-IP = "/bin/ip"
-TC = "/sbin/tc"
+# the real program comes first in PATH, so the scenarios call these by absolute path. (The guest OS's own
+# tools, ip, tc and modprobe, are the guest OS class's business: vm/guest.py.)
 PING = "/bin/ping"
 IPERF3 = "/usr/bin/iperf3"
-MODPROBE = "/sbin/modprobe"
 PPPD = "/usr/pkg/sbin/pppd"
 PPTPD = "/usr/pkg/sbin/pptpd"
 PPTP = "/usr/pkg/sbin/pptp"
-
-# Seconds between two checks in the guest-side wait loops (connect, disconnect). Each check forks a few
-# busybox applets, which costs the single TCG vCPU a few milliseconds, so much shorter only steals time
-# from the pppds being waited for.
-POLL = 0.05
-
-
-def wait_until(condition: str, seconds: float, each: str = "", on_timeout: str = "") -> str:
-    """Shell code that polls `condition` every POLL seconds and exits 1 after `seconds` (guest clock).
-
-    `each` runs before every check (it may exit early); `on_timeout` runs before the exit on timeout.
-    The deadline reads /proc/uptime with builtins only, so a check costs no more than the condition.
-    """
-    give_up = f"{on_timeout}; exit 1" if on_timeout else "exit 1"
-    return (f"read up _ </proc/uptime; end=$((${{up%.*}} + {int(seconds) + 1})); "
-            f"until {condition}; do {each + '; ' if each else ''}read up _ </proc/uptime; "
-            f"[ ${{up%.*}} -lt $end ] || {{ {give_up}; }}; sleep {POLL}; done")
-
 
 @dataclass(frozen=True)
 class TunnelConfig:
@@ -115,6 +94,7 @@ RESET_EXCHANGE = ("server_sent_resetreq", "client_rcvd_resetreq", "client_sent_r
 # with an acknowledgment number), then the PPP header with or without address/control and with a 2- or
 # 1-byte protocol field.
 IPV4_HDR = 20
+GRE_PROTOCOL = 47
 GRE_LAYOUTS = ((0x01, 12), (0x81, 16))
 PPP_HEADERS = (b"\xff\x03\x00\xfd", b"\xff\x03\xfd", b"\x00\xfd", b"\xfd")
 
@@ -125,13 +105,8 @@ def mppe_identity(guest: Guest) -> dict[str, str]:
     ours: our marker function is in /proc/kallsyms under [ppp_mppe] and the module is out-of-tree (taint O).
     stock: no marker, and the module is Debian's signed in-tree one (no taint at all).
     """
-    out = guest.run(
-        "if [ -d /sys/module/ppp_mppe ]; then echo loaded=1; echo taint=$(cat /sys/module/ppp_mppe/taint); "
-        "echo generic_taint=$(cat /sys/module/ppp_generic/taint); "
-        "echo refcnt=$(cat /sys/module/ppp_mppe/refcnt); "
-        f"if grep -qE '[[:space:]]{MPPE_MARKER}[[:space:]]+\\[ppp_mppe\\]' /proc/kallsyms; "
-        "then echo marker=1; else echo marker=0; fi; else echo loaded=0; fi").output
-    info = dict(re.findall(r"^(\w+)=(.*)$", out, re.M))
+    out = guest.run(guest.os.module_facts("ppp_mppe", MPPE_MARKER, {"generic_taint": "ppp_generic"})).output
+    info = guest.os.parse_facts(out)
     if info.get("loaded") != "1":
         info["impl"] = "none"
     elif info.get("marker") == "1" and "O" in info.get("taint", ""):
@@ -148,13 +123,11 @@ def use_mppe(guest: Guest, impl: str) -> dict[str, str]:
     ("stock": ppp_generic, ppp_async, ppp_mppe from kernel/). No ppp link may be up. Returns the proof."""
     if mppe_identity(guest)["impl"] == impl:
         return mppe_identity(guest)
-    unload = "; ".join(f"{{ ! [ -d /sys/module/{m} ] || rmmod {m}; }}" for m in PPP_USERS)
+    unload = guest.os.unload_loaded(PPP_USERS)
     if impl == "ours":
-        load = " && ".join(f"{MODPROBE} {m}" for m in ("ppp_generic", "ppp_async", "ppp_mppe"))
+        load = guest.os.load_modules(("ppp_generic", "ppp_async", "ppp_mppe"))
     elif impl == "stock":
-        base = f"/lib/modules/{guest.release}"
-        load = " && ".join(f"{{ [ -d /sys/module/{p.rsplit('/', 1)[1][:-3]} ] || insmod {base}/{p}; }}"
-                           for p in DEBIAN_PPP)
+        load = guest.os.insert_missing(guest.release, DEBIAN_PPP)
     else:
         raise ValueError(f"unknown MPPE implementation {impl!r} (ours, stock)")
     guest.run(f"{unload} && {load}")
@@ -167,17 +140,15 @@ def use_mppe(guest: Guest, impl: str) -> dict[str, str]:
 def mppe_slab(guest: Guest) -> dict[str, int]:
     """Our ppp_mppe's states: allocated and not freed (its live_states counter), its slab cache's counts,
     and the module's reference count."""
-    out = guest.run("grep '^ppp_mppe_state ' /proc/slabinfo; "
-                    "echo refcnt $(cat /sys/module/ppp_mppe/refcnt); "
-                    "echo live $(cat /sys/module/ppp_mppe/parameters/live_states)").output
-    m = re.search(r"^ppp_mppe_state\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.M)
-    r = re.search(r"^refcnt (\d+)", out, re.M)
+    gos = guest.os
+    out = guest.run(gos.slab_usage("ppp_mppe_state", "ppp_mppe")
+                    + f"; echo live $({gos.module_parameter('ppp_mppe', 'live_states')})").output
+    usage = gos.parse_slab_usage(out, "ppp_mppe_state")
     live = re.search(r"^live (\d+)", out, re.M)
-    if not m or not r or not live:
+    if usage is None or not live:
         raise TestFailure(f"no ppp_mppe_state cache, refcnt or live_states in the guest (is our ppp_mppe "
                           f"loaded?):\n{out}")
-    return {"live_states": int(live[1]), "active_objs": int(m[1]), "num_objs": int(m[2]),
-            "objperslab": int(m[4]), "refcnt": int(r[1])}
+    return {"live_states": int(live[1]), **usage}
 
 
 class Topology:
@@ -192,6 +163,15 @@ class Topology:
         raise NotImplementedError
 
     def guests(self) -> list[Guest]:
+        raise NotImplementedError
+
+    @property
+    def server_os(self) -> GuestOS:
+        """The OS of the guest `server` commands run in (it says how to write them)."""
+        raise NotImplementedError
+
+    @property
+    def client_os(self) -> GuestOS:
         raise NotImplementedError
 
     def setup(self) -> None:
@@ -221,7 +201,7 @@ class Topology:
     def load_modules(guest: Guest) -> None:
         """Load ours (modprobe finds them under extra/, which depmod ranks first) and the stock ones."""
         for name in (*OUR_MODULES, *STOCK_MODULES):
-            guest.run(f"{MODPROBE} {name}")
+            guest.run(guest.os.load_module(name))
         # /proc/sys/kernel/modprobe names kmod's modprobe, so `ppp-compress-18` autoloads the same ones
 
     # --- MPPE settings ------------------------------------------------------------------------------
@@ -235,10 +215,9 @@ class Topology:
             return
         self.config = replace(self.config, mppe_bits=bits, mppe_stateful=stateful)
         env, c = template_env("vm"), self.config
-        for run, path, template in ((self.server, c.server_options, "options.pptpd.j2"),
-                                    (self.client, c.client_options, "options.client.j2")):
-            text = base64.b64encode(render(env, template, c=c).encode()).decode()
-            run(f"echo {text} | base64 -d > {path}.new && mv {path}.new {path}")
+        for run, gos, path, template in ((self.server, self.server_os, c.server_options, "options.pptpd.j2"),
+                                        (self.client, self.client_os, c.client_options, "options.client.j2")):
+            run(gos.write_file(path, render(env, template, c=c)))
 
     # --- the link -----------------------------------------------------------------------------------
     def start_server(self) -> None:
@@ -265,21 +244,22 @@ class Topology:
         route to the peer that the kernel adds when ppp<unit> comes up, then checks the point-to-point
         address once with `ip`. `options` are extra pppd options (after the options file, so they win).
         """
-        c = self.config
+        c, gos = self.config, self.client_os
         log = f"tail -n 40 {c.client_log}"
+        unit = f"ppp{c.client_unit}"
         t0 = time.monotonic()
         self.client(
             f"{PPPD} pty {shlex.quote(self.pty_command())} "
             f"file {c.client_options} logfile {c.client_log} {options} "
             f"unit {c.client_unit} linkname {c.client_linkname} updetach || {{ {log}; exit 1; }}; "
-            + wait_until(f"grep -q '^ppp{c.client_unit}\\s' /proc/net/route", timeout, on_timeout=log)
-            + f"; {IP} -4 -o addr show dev ppp{c.client_unit} | grep -q peer", timeout=timeout + 10)
+            + gos.wait_until(gos.route_via(unit), timeout, on_timeout=log)
+            + f"; {gos.has_peer_address(unit)}", timeout=timeout + 10)
         return time.monotonic() - t0
 
     def connected(self) -> bool:
         c = self.config
         return self.client(f"pid=$(head -n1 {c.client_pidfile} 2>/dev/null) && kill -0 $pid 2>/dev/null && "
-                           f"{IP} -4 -o addr show dev ppp{c.client_unit} 2>/dev/null | grep -q peer",
+                           + self.client_os.has_peer_address(f"ppp{c.client_unit}", quiet=True),
                            check=False).status == 0
 
     def ensure_connected(self) -> None:
@@ -315,27 +295,28 @@ class Topology:
         waiting = f"grep -c '^Waiting for' {c.client_log} 2>/dev/null"
         self.client(f"pid=$(head -n1 {c.client_pidfile} 2>/dev/null); [ -n \"$pid\" ] || exit 0; "
                     f"w=$({waiting}); kill $pid; "
-                    + wait_until("! kill -0 $pid 2>/dev/null", timeout,
-                                 each=f"[ \"$({waiting})\" = \"$w\" ] || kill $pid 2>/dev/null")
+                    + self.client_os.wait_until(
+                        "! kill -0 $pid 2>/dev/null", timeout,
+                        each=f"[ \"$({waiting})\" = \"$w\" ] || kill $pid 2>/dev/null")
                     , timeout=timeout + 10)
 
     def wait_calls_ended(self, timeout: float = 30) -> None:
         """Wait until no pppd is left (the server's notices the closed control connection and exits)."""
-        self.server(wait_until("! pidof pppd >/dev/null", timeout), timeout=timeout + 10)
+        self.server(self.server_os.wait_until("! pidof pppd >/dev/null", timeout), timeout=timeout + 10)
 
     def client_ppp_addresses(self) -> tuple[str, str]:
         """(local, peer) IPv4 addresses of the client's ppp interface."""
-        out = self.client(f"{IP} -4 -o addr show dev ppp{self.config.client_unit}").output
-        m = re.search(r"inet (\S+) peer (\S+?)(/\d+)?\s", out)
-        if not m:
+        out = self.client(self.client_os.ptp_addresses(f"ppp{self.config.client_unit}")).output
+        addresses = self.client_os.parse_ptp_addresses(out)
+        if addresses is None:
             raise TestFailure(f"the client's ppp{self.config.client_unit} has no point-to-point "
                               f"address:\n{out}")
-        return m.group(1), m.group(2)
+        return addresses
 
     def server_ppp_iface(self) -> str:
         """The server's ppp interface for the (single) current call."""
-        out = self.server(f"{IP} -o link show type ppp").output
-        names = re.findall(r"^\d+: (ppp\d+)", out, re.M)
+        out = self.server(self.server_os.ppp_units()).output
+        names = self.server_os.parse_ppp_units(out)
         if len(names) != 1:
             raise TestFailure(f"expected one ppp interface in the server, found {names or 'none'}:\n{out}")
         return names[0]
@@ -344,10 +325,11 @@ class Topology:
         """Apply `tc netem` arguments on the given ends' egress (default both; empty netem: remove)."""
         c = self.config
         for end in ends:
-            run, iface = (self.server, c.server_iface) if end == "server" else (self.client, c.client_iface)
-            run(f"{TC} qdisc del dev {iface} root 2>/dev/null; true")
+            run, gos, iface = ((self.server, self.server_os, c.server_iface) if end == "server"
+                              else (self.client, self.client_os, c.client_iface))
+            run(gos.clear_qdisc(iface))
             if netem:
-                run(f"{TC} qdisc add dev {iface} root netem {netem}")
+                run(gos.netem(iface, netem))
 
     def corrupt_mppe(self, rules: dict[str, tuple[int, int]]) -> None:
         """Corrupt MPPE frames the client sends, in flight (tc u32 + pedit on its egress).
@@ -359,25 +341,22 @@ class Topology:
         each matching the PPP header bytes and the MPPE D bit, so only the right one fires.
         Empty `rules`: remove. `corrupted()` says how many packets were changed.
         """
-        iface = self.config.client_iface
-        self.client(f"{TC} qdisc del dev {iface} root 2>/dev/null; true")
+        iface, gos = self.config.client_iface, self.client_os
+        self.client(gos.clear_qdisc(iface))
         if not rules:
             return
-        cmds = [f"{MODPROBE} {m}" for m in ("sch_prio", "cls_u32", "act_pedit")]
-        cmds.append(f"{TC} qdisc add dev {iface} root handle 1: prio")
+        filters = []
         for k, offset in rules.values():
             for gre_flags, gre_len in GRE_LAYOUTS:
                 for ppp in PPP_HEADERS:
                     base = IPV4_HDR + gre_len
                     mppe = base + len(ppp)
-                    match = ["match ip protocol 47 0xff", f"match u8 0x30 0xff at {IPV4_HDR}",
-                             f"match u8 {gre_flags:#04x} 0xff at {IPV4_HDR + 1}",
-                             f"match u8 {k:#04x} 0x07 at {IPV4_HDR + 11}"]
-                    match += [f"match u8 {b:#04x} 0xff at {base + i}" for i, b in enumerate(ppp)]
-                    match.append(f"match u8 0x10 0x10 at {mppe}")
-                    cmds.append(f"{TC} filter add dev {iface} parent 1: protocol ip prio 1 u32 "
-                                f"{' '.join(match)} action pedit munge offset {mppe + offset} u8 invert")
-        self.client(" && ".join(cmds), timeout=60)
+                    match = [ByteMatch(IPV4_HDR, 0x30), ByteMatch(IPV4_HDR + 1, gre_flags),
+                             ByteMatch(IPV4_HDR + 11, k, 0x07)]
+                    match += [ByteMatch(base + i, b) for i, b in enumerate(ppp)]
+                    match.append(ByteMatch(mppe, 0x10, 0x10))
+                    filters.append((tuple(match), mppe + offset))
+        self.client(gos.corrupt_bytes(iface, GRE_PROTOCOL, filters), timeout=60)
 
     def ccp_resets(self) -> dict[str, int]:
         """CCP Reset-Request/Reset-Ack lines in both pppd logs since reset_logs (pppd runs with debug)."""
@@ -399,8 +378,8 @@ class Topology:
 
     def corrupted(self) -> int:
         """Packets the corrupt_mppe filters changed so far (the pedit actions' counters)."""
-        out = self.client(f"{TC} -s filter show dev {self.config.client_iface} parent 1:", check=False).output
-        return sum(int(n) for n in re.findall(r"Sent \d+ bytes (\d+) pkt", out))
+        out = self.client(self.client_os.corrupted_count(self.config.client_iface), check=False).output
+        return self.client_os.parse_corrupted_count(out)
 
 
 @dataclass
@@ -414,13 +393,19 @@ class SingleGuest(Topology):
     def guests(self) -> list[Guest]:
         return [self.guest]
 
+    @property
+    def server_os(self) -> GuestOS:
+        return self.guest.os
+
+    @property
+    def client_os(self) -> GuestOS:
+        return self.guest.os
+
     def server(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.guest.run(f"{IP} netns exec server sh -c {shlex.quote(cmd)}", timeout=timeout,
-                              check=check)
+        return self.guest.run(self.guest.os.in_namespace("server", cmd), timeout=timeout, check=check)
 
     def client(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.guest.run(f"{IP} netns exec client sh -c {shlex.quote(cmd)}", timeout=timeout,
-                              check=check)
+        return self.guest.run(self.guest.os.in_namespace("client", cmd), timeout=timeout, check=check)
 
     def is_current(self) -> bool:
         return self._generation == self.guest.generation and not self.guest.dirty
@@ -430,13 +415,12 @@ class SingleGuest(Topology):
         g, c = self.guest, self.config
         g.ensure_booted()
         self.load_modules(g)
-        g.run(f"{IP} netns add server && {IP} netns add client && "
-              f"{IP} link add {c.server_iface} netns server type veth "
-              f"peer name {c.client_iface} netns client")
+        gos = g.os
+        g.run(gos.add_namespaces(("server", "client")) + " && "
+              + gos.add_veth("server", c.server_iface, "client", c.client_iface))
         ends = (("server", c.server_iface, c.server_ip), ("client", c.client_iface, c.client_ip))
         for ns, iface, addr in ends:
-            g.run(f"{IP} -n {ns} link set lo up && {IP} -n {ns} addr add {addr}/{c.prefix} dev {iface} && "
-                  f"{IP} -n {ns} link set {iface} up")
+            g.run(gos.loopback_up(ns) + " && " + gos.address_up(ns, iface, addr, c.prefix))
         self.start_server()
         self._generation = g.generation
 
@@ -454,6 +438,14 @@ class TwoGuests(Topology):
     def guests(self) -> list[Guest]:
         return [self.server_guest, self.client_guest]
 
+    @property
+    def server_os(self) -> GuestOS:
+        return self.server_guest.os
+
+    @property
+    def client_os(self) -> GuestOS:
+        return self.client_guest.os
+
     def server(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
         return self.server_guest.run(cmd, timeout=timeout, check=check)
 
@@ -467,12 +459,11 @@ class TwoGuests(Topology):
     def setup(self) -> None:
         self.config = c = self.booted_config()
         # the server listens on the socket network, so it boots first
-        for g, addr in ((self.server_guest, c.server_ip), (self.client_guest, c.client_ip)):
+        for g, iface, addr in ((self.server_guest, c.server_iface, c.server_ip),
+                               (self.client_guest, c.client_iface, c.client_ip)):
             g.ensure_booted()
             self.load_modules(g)
-            g.run(f"{MODPROBE} virtio_pci && {MODPROBE} virtio_net && {IP} link set lo up && "
-                  f"{IP} addr add {addr}/{c.prefix} dev eth0 && "
-                  f"{IP} link set eth0 up")
+            g.run(g.os.nic_up(iface, addr, c.prefix))
         self.client(f"{PING} -c 1 -W 10 {c.server_ip} >/dev/null", timeout=30)
         self.start_server()
         self._generations = (self.server_guest.generation, self.client_guest.generation)

@@ -65,7 +65,7 @@ def test_harness_catches_a_panic(vm_factory):
     g = vm_factory.make("crash-control")
     g.boot()
     with pytest.raises(GuestCrash) as e:
-        g.run("echo c > /proc/sysrq-trigger; sleep 30", timeout=60)
+        g.run(f"{g.os.panic_command()}; sleep 30", timeout=60)
     assert "console log:" in str(e.value)
     assert "Kernel panic" in g.console_log.read_text(errors="replace")
     assert g.dirty

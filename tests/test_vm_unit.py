@@ -16,10 +16,21 @@ from namespaces import can_mount_in_a_namespace
 from buildtool.errors import HarnessError, UsageError
 from buildtool.layout import Layout
 from buildtool.vm.console import CHUNK, CommandTimeout, Console, GuestCrash, ShellChannel, VmProcess
-from buildtool.vm.guest import ByteMatch, LinuxGuest
+from buildtool.vm.guest import ByteMatch, Guest, LinuxGuest
+from buildtool.vm.nat import NatTopology, Router, forward_layout, masquerade_layout
 from buildtool.vm.netbsd import NetBSDGuest
+from buildtool.vm.network import Lan, Network, Nic, Node, plan_node
 from buildtool.vm.qemu import BootRequest, QemuTcg, SocketNic
 from buildtool.vm.suite import control_keyword, control_patches, expected_failures
+from buildtool.vm.topology import (
+    PptpClient,
+    PptpServer,
+    SingleGuest,
+    TunnelConfig,
+    TwoGuests,
+    single_guest_network,
+    two_guests_network,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 wait_until = LinuxGuest().wait_until
@@ -260,6 +271,103 @@ def test_linux_namespace_and_module_commands_run_in_a_shell(tmp_path):
 def test_a_guest_without_a_shell_offers_no_idioms():
     with pytest.raises(NotImplementedError, match="netbsd guest has no shell idiom for network namespaces"):
         NetBSDGuest().in_namespace("server", "true")
+
+
+# --- topologies as data ----------------------------------------------------------------------------------
+
+def test_single_guest_is_one_node_with_both_roles_on_a_veth_pair():
+    net = single_guest_network(TunnelConfig())
+    (node,) = net.nodes
+    assert [type(r) for r in node.roles] == [PptpServer, PptpClient]
+    assert [r.netns for r in node.roles] == ["server", "client"] and node.modules() == "ours"
+    assert net.local_lans(node) == [Lan("tunnel")] and net.shared_lans() == []
+    assert plan_node(net, node, LINUX) == [
+        "/bin/ip netns add server && /bin/ip netns add client",
+        "/bin/ip link add vs netns server type veth peer name vc netns client",
+        "/bin/ip -n server addr add 10.0.0.1/24 dev vs && /bin/ip -n server link set vs up",
+        "/bin/ip -n client addr add 10.0.0.2/24 dev vc && /bin/ip -n client link set vc up",
+        "/bin/ip -n server link set lo up", "/bin/ip -n client link set lo up"]
+
+
+def test_two_guests_are_two_nodes_on_one_socket_network():
+    net = two_guests_network()
+    assert [n.name for n in net.nodes] == ["server", "client"] and net.shared_lans() == [Lan("tunnel")]
+    # the first node listens, the second connects; MACs by node number (what the fixture always used)
+    assert net.socket_nics("server", 20001) == (SocketNic(20001, True, "52:54:00:00:00:01"),)
+    assert net.socket_nics("client", 20001) == (SocketNic(20001, False, "52:54:00:00:00:02"),)
+    assert plan_node(net, net.nodes[1], LINUX) == [
+        "/sbin/modprobe virtio_pci && /sbin/modprobe virtio_net && /bin/ip link set lo up && "
+        "/bin/ip addr add 10.0.0.2/24 dev eth0 && /bin/ip link set eth0 up"]
+
+
+def test_nat_layouts_are_declarations_with_a_router_role():
+    masq = masquerade_layout(2)
+    (node,) = masq.nodes
+    roles = [(type(r).__name__, r.netns) for r in node.roles]
+    assert roles == [("Router", "nat-router"), ("PptpServer", "nat-server"), ("PptpClient", "nat-c1"),
+                     ("PptpClient", "nat-c2"), ("PptpClient", "nat-direct")]
+    clients = masq.roles(PptpClient)
+    assert [c.pty_command(TunnelConfig()) for c in clients] == [
+        "/usr/pkg/sbin/pptp 10.0.0.1 --nolaunchpppd --localbind 172.16.1.2",
+        "/usr/pkg/sbin/pptp 10.0.0.1 --nolaunchpppd --localbind 172.16.2.2",
+        "/usr/pkg/sbin/pptp 10.0.0.1 --nolaunchpppd --localbind 10.0.1.2"]
+    fwd = forward_layout()
+    assert fwd.roles(PptpClient)[0].dial == "198.51.100.1"
+    assert fwd.roles(Router)[0].rules.forward_to == "10.0.0.1"
+    assert "/bin/ip -n nat-server route add default via 10.0.0.254" in plan_node(fwd, fwd.nodes[0], LINUX)
+
+
+def _guest(name: str, tmp_path) -> Guest:
+    return Guest(name=name, os=LinuxGuest(), vmm=QemuTcg(), kernel=tmp_path / "k", initrd=tmp_path / "i",
+                 log_dir=tmp_path)
+
+
+def test_roles_are_parameters_of_the_declaration(tmp_path):
+    """Which modules a node runs is its roles' parameter: changing it changes the declaration (what a
+    set-up after a reboot loads), for every role of that node (one kernel)."""
+    single = SingleGuest(_guest("g", tmp_path))
+    assert single.set_modules(single.server_role, "stock") is single.guest
+    assert [r.modules for r in single.network.nodes[0].roles] == ["stock", "stock"]
+    two = TwoGuests(_guest("s", tmp_path), _guest("c", tmp_path))
+    two.set_modules(two.client_role, "stock")
+    assert (two.server_role.modules, two.client_role.modules) == ("ours", "stock")
+    with pytest.raises(ValueError, match="unknown MPPE implementation 'mine'"):
+        two.set_modules(two.server_role, "mine")
+    nat = NatTopology(_guest("n", tmp_path), masquerade_layout(1))
+    end = nat.ends(1)[0]
+    assert (end.netns, end.address, end.dial_address()) == ("nat-c1", "172.16.1.2", "10.0.0.1")
+    assert end.config.client_log == "/var/log/ppp-c1.log" and nat.direct().netns == "nat-direct"
+
+
+def test_a_declaration_that_cannot_be_built_is_refused():
+    with pytest.raises(HarnessError, match="LAN lan: 1 NICs on it"):
+        Network(lans=(Lan("lan"),), nodes=(Node("a", nics=(Nic("lan", "eth0", "10.0.0.1"),)),))
+    with pytest.raises(HarnessError, match="on LAN 'nowhere', which the network does not declare"):
+        Network(lans=(), nodes=(Node("a", nics=(Nic("nowhere", "eth0", "10.0.0.1"),)),))
+    node = Node("a", roles=(PptpServer(netns="s"), PptpClient(netns="c", modules="stock")))
+    with pytest.raises(HarnessError, match="node a: its roles want different PPP modules"):
+        node.modules()
+
+
+def test_a_dirty_guest_refuses_commands_instead_of_rebooting(tmp_path):
+    """A guest never boots behind a command's back: unbooted or dirty, run() is a HarnessError, and the
+    guest is the same one (same generation) until something reboots it explicitly."""
+    g = _guest("g", tmp_path)
+    with pytest.raises(HarnessError, match="guest g is not booted"):
+        g.run("true")
+    g._console = Console(SHELL, tmp_path / "console.log", LinuxGuest.crash_patterns,
+                         deadline=time.monotonic() + 120)
+    try:
+        g._console.set_prompt(timeout=20)
+        assert g.run("echo up").output == "up\n"
+        with pytest.raises(CommandTimeout):
+            g.run("sleep 30", timeout=1)
+        assert g.dirty and "timed out after 1s" in g.dirty_reason
+        with pytest.raises(HarnessError, match=r"guest g is dirty \(timed out after 1s.*refused: echo again"):
+            g.run("echo again")
+        assert g.generation == 0
+    finally:
+        g._console.close()
 
 
 # --- negative controls: which scenarios each must break -------------------------------------------------

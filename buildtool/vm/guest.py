@@ -2,8 +2,10 @@
 
 A GuestOS says how its kernel is told to die on a panic, which console it talks on, how it reports a crash,
 how modules are loaded and how it halts. Guest puts a GuestOS, a VMM and an image together: it boots,
-runs commands through the framed console, watches for crashes, and reboots lazily when a scenario left it
-dirty (crashed or hung), so that one guest serves many scenarios.
+runs commands through the framed console and watches for crashes. A crash or a hang marks it dirty: it
+then refuses commands until it is rebooted, which only set-up code does (`reboot`, `ensure_booted`: the
+fixtures before a scenario, a topology's set-up), never a command in the middle of a scenario, so that
+one guest serves many scenarios and no scenario reads logs from a guest other than the one it tested.
 """
 
 from __future__ import annotations
@@ -461,6 +463,7 @@ class Guest:
     boot_timeout: float = 120.0
     generation: int = 0  # how many times it booted; topologies compare it to notice a reboot
     dirty: bool = False
+    dirty_reason: str = ""
     boot_seconds: list[float] = field(default_factory=list)
     _console: Console | None = None
     _deadline: float = 0.0
@@ -481,7 +484,7 @@ class Guest:
         """Start QEMU and wait for the shell; return the seconds from QEMU start to a ready prompt."""
         self.shutdown()
         self.generation += 1
-        self.dirty = False
+        self.dirty, self.dirty_reason = False, ""
         req = self.os.boot_request(self.kernel, self.initrd, self.memory_mb, self.nics)
         t0 = time.monotonic()
         log = self.console_log
@@ -492,8 +495,8 @@ class Guest:
             self._console.wait_ready(self.os.ready_marker, self.boot_timeout)
             self._console.set_prompt()
             release = self._console.run("uname -r", 30).output.strip()
-        except TestFailure:
-            self.dirty = True
+        except (TestFailure, HarnessError) as e:
+            self.mark_dirty(f"its boot failed: {_first_line(e)}")
             raise
         if self.release and release != self.release:
             raise HarnessError(f"guest {self.name} runs kernel {release}, expected {self.release}; "
@@ -504,6 +507,7 @@ class Guest:
         return seconds
 
     def ensure_booted(self) -> None:
+        """Set-up only: boot the guest if it is not running or was left dirty."""
         if self._console is None or self.dirty or not self._console.alive():
             self.boot()
 
@@ -528,14 +532,20 @@ class Guest:
     def run(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
         """Run a shell command; with `check`, a non-zero status raises TestFailure (with the console log).
 
-        A crash or a timeout marks the guest dirty: the next command boots a fresh one.
+        A crash or a timeout marks the guest dirty; a dirty or unbooted guest refuses commands with a
+        HarnessError (reboot it at set-up: `reboot`, `ensure_booted`).
         """
-        self.ensure_booted()
-        assert self._console is not None
+        if self._console is None:
+            raise HarnessError(f"guest {self.name} is not booted: boot it (Guest.boot) before running: "
+                               f"{cmd[:80]}")
+        if self.dirty:
+            raise HarnessError(f"guest {self.name} is dirty ({self.dirty_reason or 'marked so'}) and "
+                               f"refuses commands until it is rebooted at set-up (Guest.reboot); refused: "
+                               f"{cmd[:80]}\nconsole log: {self.console_log}")
         try:
             result = self._console.run(cmd, timeout)
-        except (TestFailure, HarnessError):
-            self.dirty = True
+        except (TestFailure, HarnessError) as e:
+            self.mark_dirty(_first_line(e))
             raise
         if check and result.status != 0:
             raise TestFailure(f"guest command failed with exit status {result.status}: {cmd}\n"
@@ -548,18 +558,28 @@ class Guest:
             return
         try:
             self._console.scan_pending()
-        except GuestCrash:
-            self.dirty = True
+        except GuestCrash as e:
+            self.mark_dirty(_first_line(e))
             raise
         r = self.run(self.os.health_command(), timeout=30, check=False)
         if r.status != 0:
-            self.dirty = True
+            self.mark_dirty(f"its kernel is tainted ({r.output.strip()})")
             raise GuestCrash(f"guest kernel is tainted by a warning or oops ({r.output.strip()})\n"
                              f"console log: {self.console_log}")
 
     def crash(self) -> None:
         """Mark the guest dirty (a scenario decided the kernel state cannot be trusted)."""
-        self.dirty = True
+        self.mark_dirty("a scenario said its kernel state cannot be trusted")
+
+    def mark_dirty(self, reason: str) -> None:
+        """No more commands until a reboot; the first reason is the one kept."""
+        if not self.dirty:
+            self.dirty, self.dirty_reason = True, reason
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _tail(text: str, lines: int = 30) -> str:

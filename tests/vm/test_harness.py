@@ -75,12 +75,17 @@ def test_harness_catches_a_panic(vm_factory):
 @pytest.mark.integration
 @pytest.mark.vm
 def test_harness_times_out_a_hang_and_reboots(vm_factory):
-    """A command past its timeout fails the scenario and dirties the guest; the next command reboots it."""
+    """A command past its timeout fails the scenario and dirties the guest; the dirty guest refuses the
+    next command (it never reboots behind a scenario's back) until it is rebooted, explicitly."""
     g = vm_factory.make("hang-control")
     g.boot()
     with pytest.raises(CommandTimeout):
         g.run("sleep 60", timeout=2)
     assert g.dirty
+    with pytest.raises(errors.HarnessError, match="dirty .*timed out after 2s"):
+        g.run("echo back")
+    assert g.generation == 1
+    g.reboot()
     assert g.run("echo back").output.strip() == "back"
     assert g.generation == 2
     g.shutdown()

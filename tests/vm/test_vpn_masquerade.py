@@ -210,7 +210,7 @@ def test_helper_assignment_is_required(masq: NatTopology, helper: bool):
     the client never receives one frame. Running both from one test, on the same layout and client,
     shows the control cannot pass for an unrelated reason.
     """
-    masq.load_rules(replace(masq.layout.rules, helper=helper))
+    masq.load_rules(replace(masq.router_role.rules, helper=helper))
     end = masq.ends(1)[0]
     # LCP gives up after 4 x 3 s instead of 10 x 3 s: the failure is expected, no need to wait it out
     try:

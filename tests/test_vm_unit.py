@@ -28,6 +28,7 @@ from buildtool.vm.topology import (
     SingleGuest,
     TunnelConfig,
     TwoGuests,
+    Userland,
     single_guest_network,
     two_guests_network,
 )
@@ -333,6 +334,9 @@ def test_roles_are_parameters_of_the_declaration(tmp_path):
     assert (two.server_role.modules, two.client_role.modules) == ("ours", "stock")
     with pytest.raises(ValueError, match="unknown MPPE implementation 'mine'"):
         two.set_modules(two.server_role, "mine")
+    other = Userland("other", pppd="/opt/sbin/pppd", pptpd="/opt/sbin/pptpd", pptp="/opt/sbin/pptp")
+    assert PptpClient(userland=other).pty_command(TunnelConfig()) == "/opt/sbin/pptp 10.0.0.1 --nolaunchpppd"
+    assert PptpClient().pty_command(TunnelConfig()) == "/usr/pkg/sbin/pptp 10.0.0.1 --nolaunchpppd"
     nat = NatTopology(_guest("n", tmp_path), masquerade_layout(1))
     end = nat.ends(1)[0]
     assert (end.netns, end.address, end.dial_address()) == ("nat-c1", "172.16.1.2", "10.0.0.1")

@@ -56,7 +56,7 @@ def iperf3(t: SingleGuest, seconds: int) -> float:
 def measure(t: SingleGuest, impl: str, stateful: bool, seconds: int) -> float:
     if t.connected():
         t.disconnect()
-    proof = use_mppe(t.guest, impl)
+    proof = t.use_modules(t.server_role, impl)  # the guest's roles' parameter (one kernel for both ends)
     t.configure_mppe(128, stateful)
     t.connect()
     figure = iperf3(t, seconds)

@@ -22,6 +22,7 @@ from buildtool.vm.nat import (
     gre_calls,
     masquerade_layout,
     render_router_rules,
+    router_rules,
 )
 
 ROOT = find_root(Path(__file__).parent)
@@ -37,7 +38,7 @@ def doc_block(name: str) -> str:
 
 @pytest.mark.parametrize("name", list(LAYOUTS))
 def test_docs_show_the_rules_the_tests_load(name: str):
-    rendered = render_router_rules(LAYOUTS[name].rules)
+    rendered = render_router_rules(router_rules(LAYOUTS[name]))
     assert doc_block(name) == rendered, (
         f"docs/nat.md's {name} block differs from buildtool/templates/vm/router.nft.j2; paste this:\n"
         f"{rendered}")
@@ -45,7 +46,7 @@ def test_docs_show_the_rules_the_tests_load(name: str):
 
 @pytest.mark.parametrize("name", list(LAYOUTS))
 def test_control_ruleset_lacks_only_the_helper_assignment(name: str):
-    rules = LAYOUTS[name].rules
+    rules = router_rules(LAYOUTS[name])
     with_helper = render_router_rules(rules).splitlines()
     without = render_router_rules(replace(rules, helper=False)).splitlines()
     assert 'tcp dport 1723 ct helper set "pptp"' in "\n".join(with_helper)
@@ -58,10 +59,10 @@ def test_control_ruleset_lacks_only_the_helper_assignment(name: str):
 
 
 def test_forward_rules_forward_tcp_1723_and_gre():
-    text = render_router_rules(forward_layout().rules)
-    server = forward_layout().rules.forward_to
+    text = render_router_rules(router_rules(forward_layout()))
+    server = router_rules(forward_layout()).forward_to
     assert f'tcp dport 1723 dnat to {server}' in text and f"ip protocol gre dnat to {server}" in text
-    assert "dnat" not in render_router_rules(masquerade_layout(1).rules)
+    assert "dnat" not in render_router_rules(router_rules(masquerade_layout(1)))
 
 
 def test_contents_add_without_duplicates():

@@ -15,13 +15,26 @@ from namespaces import can_mount_in_a_namespace
 
 from buildtool.errors import HarnessError, UsageError
 from buildtool.layout import Layout
-from buildtool.vm.console import CHUNK, CommandTimeout, Console, GuestCrash
-from buildtool.vm.guest import LinuxGuest
+from buildtool.vm.console import CHUNK, CommandTimeout, Console, GuestCrash, ShellChannel, VmProcess
+from buildtool.vm.guest import ByteMatch, Guest, LinuxGuest
+from buildtool.vm.nat import NatTopology, Router, forward_layout, masquerade_layout
+from buildtool.vm.netbsd import NetBSDGuest
+from buildtool.vm.network import Lan, Network, Nic, Node, plan_node
 from buildtool.vm.qemu import BootRequest, QemuTcg, SocketNic
 from buildtool.vm.suite import control_keyword, control_patches, expected_failures
-from buildtool.vm.topology import wait_until
+from buildtool.vm.topology import (
+    PptpClient,
+    PptpServer,
+    SingleGuest,
+    TunnelConfig,
+    TwoGuests,
+    Userland,
+    single_guest_network,
+    two_guests_network,
+)
 
 REPO = Path(__file__).resolve().parent.parent
+wait_until = LinuxGuest().wait_until
 
 
 # --- the QEMU command line -----------------------------------------------------------------------------
@@ -100,10 +113,10 @@ def test_console_returns_output_and_exit_status(console):
 
 def test_console_prompt_cannot_be_matched_by_what_a_command_prints(console):
     """The prompt is set in two quoted halves; a command echoing `PS1` text does not end the frame early."""
-    a, b = console._halves
+    a, b = console.channel._halves
     res = console.run(f"echo '{a}' '{b}'; echo after; exit 0", timeout=20)
     assert res.status == 0 and res.output.endswith("after\n") and res.output.startswith(a)
-    assert console.prompt not in res.output
+    assert console.channel.prompt not in res.output
 
 
 def test_console_sends_long_commands_in_chunks(console):
@@ -141,6 +154,56 @@ def test_console_watchdog(tmp_path):
         con.close()
 
 
+# --- the process and the channel apart ----------------------------------------------------------------
+
+def test_process_watchdog_kills_a_process_that_outlives_its_deadline(tmp_path):
+    """Nobody reads from it, nobody waits on it: the watchdog alone ends it at the deadline."""
+    proc = VmProcess(["/bin/sh", "-c", "echo started; sleep 600"], tmp_path / "p.log",
+                     deadline=time.monotonic() + 1)
+    try:
+        assert proc.wait_exit(timeout=60), "the watchdog did not kill the process"
+        assert proc.watchdog_fired and proc.exit_status() == -9
+        assert "started" in proc.text()
+    finally:
+        proc.close()
+
+
+def test_process_watchdog_leaves_a_process_alone_before_its_deadline(tmp_path):
+    """Control: the same process with a far deadline runs until it exits by itself, status kept."""
+    proc = VmProcess(["/bin/sh", "-c", "sleep 2; exit 5"], tmp_path / "p.log",
+                     deadline=time.monotonic() + 600)
+    try:
+        assert proc.alive()
+        assert proc.wait_exit(timeout=60)
+        assert not proc.watchdog_fired and proc.exit_status() == 5
+    finally:
+        proc.close()
+
+
+def test_close_stops_the_process_and_its_watchdog(tmp_path):
+    proc = VmProcess(["/bin/sh", "-c", "sleep 600"], tmp_path / "p.log", deadline=time.monotonic() + 600)
+    proc.close()
+    assert not proc.alive() and not proc._watchdog.is_alive()
+
+
+def test_channel_reports_a_watchdog_kill_as_the_harness(tmp_path):
+    """A channel waiting on a process the watchdog killed says so (a HarnessError, not "QEMU exited")."""
+    proc = VmProcess(SHELL, tmp_path / "console.log", deadline=time.monotonic() + 3)
+    try:
+        chan = ShellChannel(proc, LinuxGuest.crash_patterns)
+        chan.set_prompt(timeout=20)
+        with pytest.raises(HarnessError, match="global watchdog expired"):
+            chan.run("sleep 600", timeout=600)
+        assert proc.wait_exit(timeout=30) and proc.watchdog_fired
+    finally:
+        proc.close()
+
+
+def test_a_vmm_that_cannot_start_is_a_harness_error(tmp_path):
+    with pytest.raises(HarnessError, match="cannot start /nonexistent/qemu"):
+        VmProcess(["/nonexistent/qemu"], tmp_path / "p.log", deadline=time.monotonic() + 60)
+
+
 # --- the guest-side wait loop ------------------------------------------------------------------------------
 
 def _sh(code: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -159,6 +222,156 @@ def test_wait_until_gives_up_after_its_seconds(tmp_path):
     done = _sh(wait_until("[ -e never ]", 1, on_timeout="echo gave up"), tmp_path)
     print(f"wait_until(1 s) gave up after {time.monotonic() - t0:.2f}s")
     assert (done.returncode, done.stdout, done.stderr) == (1, "gave up\n", "")
+
+
+# --- the guest OS's shell idioms -------------------------------------------------------------------------
+
+LINUX = LinuxGuest()
+
+
+def test_linux_parses_what_its_commands_print():
+    """The parsers read output in the form the guest's iproute2, tc and /proc/slabinfo print it."""
+    addr = "7: ppp0    inet 192.168.100.2 peer 192.168.100.1/32 scope global ppp0\\       valid_lft forever\n"
+    assert LINUX.parse_ptp_addresses(addr) == ("192.168.100.2", "192.168.100.1")
+    assert LINUX.parse_ptp_addresses("7: vc    inet 10.0.0.2/24 brd 10.0.0.255 scope global vc\n") is None
+    links = ("5: ppp0: <POINTOPOINT,MULTICAST,NOARP,UP,LOWER_UP> mtu 1400 qdisc fq_codel state UNKNOWN\\\n"
+             "6: ppp1: <POINTOPOINT,MULTICAST,NOARP,UP,LOWER_UP> mtu 1400 qdisc fq_codel state UNKNOWN\\\n")
+    assert LINUX.parse_ppp_units(links) == ["ppp0", "ppp1"] and LINUX.parse_ppp_units("") == []
+    slab = "ppp_mppe_state        3     16    496   16    2 : tunables    0    0    0\nrefcnt 1\n"
+    assert LINUX.parse_slab_usage(slab, "ppp_mppe_state") == {"active_objs": 3, "num_objs": 16,
+                                                               "objperslab": 16, "refcnt": 1}
+    assert LINUX.parse_slab_usage("refcnt 0\n", "ppp_mppe_state") is None
+    filters = (" action order 1:  pedit action pass keys 1\n Action statistics:\n"
+               " Sent 2520 bytes 12 pkt (dropped 0, overlimits 0 requeues 0)\n"
+               " Sent 420 bytes 2 pkt (dropped 0, overlimits 0 requeues 0)\n")
+    assert LINUX.parse_corrupted_count(filters) == 14
+    facts = LINUX.parse_facts("loaded=1\ntaint=OE\nmarker=1\n")
+    assert facts == {"loaded": "1", "taint": "OE", "marker": "1"}
+
+
+def test_linux_corruption_filter_is_one_u32_pedit_rule_per_layout():
+    cmd = LINUX.corrupt_bytes("vc", 47, [((ByteMatch(20, 0x30), ByteMatch(31, 4, 0x07)), 38)])
+    assert cmd.split(" && ")[-1] == ("/sbin/tc filter add dev vc parent 1: protocol ip prio 1 u32 "
+                                     "match ip protocol 47 0xff match u8 0x30 0xff at 20 match u8 0x04 0x07 "
+                                     "at 31 action pedit munge offset 38 u8 invert")
+
+
+def test_linux_namespace_and_module_commands_run_in_a_shell(tmp_path):
+    """The quoting survives a real shell: in_namespace hands sh -c the command unchanged, write_file
+    replaces a file with exactly the text (quotes, dollars, newlines)."""
+    cmd = LINUX.in_namespace("server", "echo 'a b' \"$x\"")
+    assert cmd.startswith("/bin/ip netns exec server sh -c ")
+    assert _sh(f"printf '%s\\n' {cmd.split(' sh -c ', 1)[1]}", tmp_path).stdout == "echo 'a b' \"$x\"\n"
+    text = "require-mppe-128\n# it's $HOME `x`\n"
+    target = tmp_path / "options"
+    assert _sh(LINUX.write_file(str(target), text), tmp_path).returncode == 0
+    assert target.read_text() == text and not (tmp_path / "options.new").exists()
+    assert LINUX.set_sysctl("net.ipv4.ip_forward", 1) == "echo 1 > /proc/sys/net/ipv4/ip_forward"
+
+
+def test_a_guest_without_a_shell_offers_no_idioms():
+    with pytest.raises(NotImplementedError, match="netbsd guest has no shell idiom for network namespaces"):
+        NetBSDGuest().in_namespace("server", "true")
+
+
+# --- topologies as data ----------------------------------------------------------------------------------
+
+def test_single_guest_is_one_node_with_both_roles_on_a_veth_pair():
+    net = single_guest_network(TunnelConfig())
+    (node,) = net.nodes
+    assert [type(r) for r in node.roles] == [PptpServer, PptpClient]
+    assert [r.netns for r in node.roles] == ["server", "client"] and node.modules() == "ours"
+    assert net.local_lans(node) == [Lan("tunnel")] and net.shared_lans() == []
+    assert plan_node(net, node, LINUX) == [
+        "/bin/ip netns add server && /bin/ip netns add client",
+        "/bin/ip link add vs netns server type veth peer name vc netns client",
+        "/bin/ip -n server addr add 10.0.0.1/24 dev vs && /bin/ip -n server link set vs up",
+        "/bin/ip -n client addr add 10.0.0.2/24 dev vc && /bin/ip -n client link set vc up",
+        "/bin/ip -n server link set lo up", "/bin/ip -n client link set lo up"]
+
+
+def test_two_guests_are_two_nodes_on_one_socket_network():
+    net = two_guests_network()
+    assert [n.name for n in net.nodes] == ["server", "client"] and net.shared_lans() == [Lan("tunnel")]
+    # the first node listens, the second connects; MACs by node number (what the fixture always used)
+    assert net.socket_nics("server", 20001) == (SocketNic(20001, True, "52:54:00:00:00:01"),)
+    assert net.socket_nics("client", 20001) == (SocketNic(20001, False, "52:54:00:00:00:02"),)
+    assert plan_node(net, net.nodes[1], LINUX) == [
+        "/sbin/modprobe virtio_pci && /sbin/modprobe virtio_net && /bin/ip link set lo up && "
+        "/bin/ip addr add 10.0.0.2/24 dev eth0 && /bin/ip link set eth0 up"]
+
+
+def test_nat_layouts_are_declarations_with_a_router_role():
+    masq = masquerade_layout(2)
+    (node,) = masq.nodes
+    roles = [(type(r).__name__, r.netns) for r in node.roles]
+    assert roles == [("Router", "nat-router"), ("PptpServer", "nat-server"), ("PptpClient", "nat-c1"),
+                     ("PptpClient", "nat-c2"), ("PptpClient", "nat-direct")]
+    clients = masq.roles(PptpClient)
+    assert [c.pty_command(TunnelConfig()) for c in clients] == [
+        "/usr/pkg/sbin/pptp 10.0.0.1 --nolaunchpppd --localbind 172.16.1.2",
+        "/usr/pkg/sbin/pptp 10.0.0.1 --nolaunchpppd --localbind 172.16.2.2",
+        "/usr/pkg/sbin/pptp 10.0.0.1 --nolaunchpppd --localbind 10.0.1.2"]
+    fwd = forward_layout()
+    assert fwd.roles(PptpClient)[0].dial == "198.51.100.1"
+    assert fwd.roles(Router)[0].rules.forward_to == "10.0.0.1"
+    assert "/bin/ip -n nat-server route add default via 10.0.0.254" in plan_node(fwd, fwd.nodes[0], LINUX)
+
+
+def _guest(name: str, tmp_path) -> Guest:
+    return Guest(name=name, os=LinuxGuest(), vmm=QemuTcg(), kernel=tmp_path / "k", initrd=tmp_path / "i",
+                 log_dir=tmp_path)
+
+
+def test_roles_are_parameters_of_the_declaration(tmp_path):
+    """Which modules a node runs is its roles' parameter: changing it changes the declaration (what a
+    set-up after a reboot loads), for every role of that node (one kernel)."""
+    single = SingleGuest(_guest("g", tmp_path))
+    assert single.set_modules(single.server_role, "stock") is single.guest
+    assert [r.modules for r in single.network.nodes[0].roles] == ["stock", "stock"]
+    two = TwoGuests(_guest("s", tmp_path), _guest("c", tmp_path))
+    two.set_modules(two.client_role, "stock")
+    assert (two.server_role.modules, two.client_role.modules) == ("ours", "stock")
+    with pytest.raises(ValueError, match="unknown MPPE implementation 'mine'"):
+        two.set_modules(two.server_role, "mine")
+    other = Userland("other", pppd="/opt/sbin/pppd", pptpd="/opt/sbin/pptpd", pptp="/opt/sbin/pptp")
+    assert PptpClient(userland=other).pty_command(TunnelConfig()) == "/opt/sbin/pptp 10.0.0.1 --nolaunchpppd"
+    assert PptpClient().pty_command(TunnelConfig()) == "/usr/pkg/sbin/pptp 10.0.0.1 --nolaunchpppd"
+    nat = NatTopology(_guest("n", tmp_path), masquerade_layout(1))
+    end = nat.ends(1)[0]
+    assert (end.netns, end.address, end.dial_address()) == ("nat-c1", "172.16.1.2", "10.0.0.1")
+    assert end.config.client_log == "/var/log/ppp-c1.log" and nat.direct().netns == "nat-direct"
+
+
+def test_a_declaration_that_cannot_be_built_is_refused():
+    with pytest.raises(HarnessError, match="LAN lan: 1 NICs on it"):
+        Network(lans=(Lan("lan"),), nodes=(Node("a", nics=(Nic("lan", "eth0", "10.0.0.1"),)),))
+    with pytest.raises(HarnessError, match="on LAN 'nowhere', which the network does not declare"):
+        Network(lans=(), nodes=(Node("a", nics=(Nic("nowhere", "eth0", "10.0.0.1"),)),))
+    node = Node("a", roles=(PptpServer(netns="s"), PptpClient(netns="c", modules="stock")))
+    with pytest.raises(HarnessError, match="node a: its roles want different PPP modules"):
+        node.modules()
+
+
+def test_a_dirty_guest_refuses_commands_instead_of_rebooting(tmp_path):
+    """A guest never boots behind a command's back: unbooted or dirty, run() is a HarnessError, and the
+    guest is the same one (same generation) until something reboots it explicitly."""
+    g = _guest("g", tmp_path)
+    with pytest.raises(HarnessError, match="guest g is not booted"):
+        g.run("true")
+    g._console = Console(SHELL, tmp_path / "console.log", LinuxGuest.crash_patterns,
+                         deadline=time.monotonic() + 120)
+    try:
+        g._console.set_prompt(timeout=20)
+        assert g.run("echo up").output == "up\n"
+        with pytest.raises(CommandTimeout):
+            g.run("sleep 30", timeout=1)
+        assert g.dirty and "timed out after 1s" in g.dirty_reason
+        with pytest.raises(HarnessError, match=r"guest g is dirty \(timed out after 1s.*refused: echo again"):
+            g.run("echo again")
+        assert g.generation == 0
+    finally:
+        g._console.close()
 
 
 # --- negative controls: which scenarios each must break -------------------------------------------------

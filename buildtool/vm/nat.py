@@ -1,33 +1,33 @@
-"""PPTP through a Linux NAT router: a three-node topology in network namespaces of one guest.
+"""PPTP through a Linux NAT router: a three-role topology in network namespaces of one guest.
 
-Two layouts, declared as data (namespaces, the veth pairs that join them, routes):
+Two layouts, each a Network declaration (vm/network.py: one node, its NICs on LANs, routes, roles):
 
-- masquerade: PPTP clients `nat-c1`..`nat-cN` on a private LAN (one veth pair each to the router, so the
-  router needs no bridge), the router `nat-router` masquerading them behind its public address, the server
-  `nat-server` on the public LAN. A client `nat-direct` on a veth pair of its own to the server is the
+- masquerade: PPTP clients `nat-c1`..`nat-cN` each on a LAN of its own to the router (a veth pair each, so
+  the router needs no bridge), the router `nat-router` masquerading them behind its public address, the
+  server `nat-server` on the public LAN. A client `nat-direct` on a LAN of its own to the server is the
   same tunnel without NAT, for the figures.
 - forward: the server on the router's private LAN, its port 1723 and GRE forwarded from the router's
   public address, one client outside.
 
-Roles configure namespaces: the router (IP forwarding, nftables rules rendered from
-templates/vm/router.nft.j2, the PPTP conntrack/NAT helper modules) and the PPTP server (pptpd, as in the
-other topologies). Each client is a Topology of its own (`ClientEnd`) sharing the server, so the
-scenarios use the same connect/disconnect/ping code as the single-guest suite.
+Roles configure namespaces: the Router here (its modules, IP forwarding, nftables rules rendered from
+templates/vm/router.nft.j2), the PptpServer and PptpClients of vm/topology.py (each client binds pptp to
+its own address and dials the server, or the router's public address when the server is behind port
+forwarding). Each client is a Topology of its own (`ClientEnd`) sharing the server, so the scenarios use
+the same connect/disconnect/ping code as the single-guest suite.
 
-The server keeps the address of the image's pptpd.conf (10.0.0.1) in both layouts; clients dial
-`dial_address()`, which is the router's public address when the server is behind port forwarding.
+The server keeps the address of the image's pptpd.conf (10.0.0.1) in both layouts.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from ..templating import render, template_env
 from .guest import CommandResult, Guest
 from .image import GuestContents, GuestDeb
-from .topology import IP, MODPROBE, TC, Topology, TunnelConfig, wait_until
+from .network import Lan, Network, Nic, Node, Place, Role
+from .topology import PptpClient, PptpServer, Topology, TunnelConfig
 
 CONNTRACK = "/usr/sbin/conntrack"
 # LCP echoes from the clients behind the router. Not for noticing a dead link: the router forgets a GRE
@@ -35,6 +35,7 @@ CONNTRACK = "/usr/sbin/conntrack"
 # on (measured: test_idle_call_loses_its_gre_mapping). An idle tunnel through NAT needs traffic.
 KEEPALIVE = "lcp-echo-interval 10 lcp-echo-failure 6"
 NFT = "/usr/sbin/nft"
+FIFO_PACKETS = 1000  # the ppp units' egress queue (ClientEnd.link_up says why)
 RULES_PATH = "/etc/nftables-router.conf"
 
 # What the router role adds to the guest: nft and conntrack with their libraries (Debian's packages),
@@ -65,65 +66,74 @@ def render_router_rules(rules: RouterRules) -> str:
     return render(template_env("vm"), "router.nft.j2", r=rules)
 
 
-@dataclass(frozen=True)
-class Veth:
-    """One LAN segment: a veth pair between two namespaces, with an address on each end."""
-
-    a: str
-    a_iface: str
-    a_addr: str
-    b: str
-    b_iface: str
-    b_addr: str
-    prefix: int = 24
-
-
-@dataclass(frozen=True)
-class NatLayout:
-    """Namespaces, the veth pairs between them, routes, and who is who."""
-
-    server: str
-    router: str
-    clients: tuple[str, ...]
-    direct: str  # a client without NAT between it and the server ("" if none)
-    veths: tuple[Veth, ...]
-    routes: tuple[tuple[str, str], ...]  # (namespace, `ip route add` arguments)
-    rules: RouterRules
-    dial: str  # the address clients behind or outside the router dial
-
-    @property
-    def namespaces(self) -> tuple[str, ...]:
-        return (self.server, self.router, *self.clients, *((self.direct,) if self.direct else ()))
-
-
 SERVER_IP = TunnelConfig().server_ip  # what the image's pptpd.conf listens on
 ROUTER_PUBLIC = "10.0.0.254"
+NODE = "nat"  # the one guest every namespace lives in
+DIRECT = "nat-direct"  # the namespace of the client with no router between it and the server
 
 
-def masquerade_layout(clients: int) -> NatLayout:
-    veths = [Veth("nat-server", "vs", f"{SERVER_IP}", "nat-router", "wan", ROUTER_PUBLIC),
-             Veth("nat-server", "vd", "10.0.1.1", "nat-direct", "vc", "10.0.1.2")]
-    routes = [("nat-direct", "10.0.0.0/24 via 10.0.1.1")]
-    names = tuple(f"nat-c{i}" for i in range(1, clients + 1))
-    for i, ns in enumerate(names, 1):
-        veths.append(Veth("nat-router", f"lan{i}", f"172.16.{i}.1", ns, "vc", f"172.16.{i}.2"))
+@dataclass(frozen=True)
+class Router(Role):
+    """A Linux NAT router in namespace `netns`: the conntrack/NAT/nftables modules, IP forwarding, and the
+    nftables ruleset rendered from `rules`."""
+
+    rules: RouterRules = RouterRules(wan="wan", lan="lan*")
+    netns: str = ""
+    modules: str = ""  # no PPP modules of its own
+
+    def prepare(self, guest: Guest) -> None:
+        for name in ROUTER_MODULES:
+            guest.run(guest.os.load_module(name))
+
+    def configure(self, at: Place, topology: Topology) -> None:
+        self.load_rules(at, self.rules)
+
+    def load_rules(self, at: Place, rules: RouterRules) -> None:
+        """Enable forwarding and (re)load the whole ruleset, rendered from the template."""
+        text = render_router_rules(rules)
+        at.run(f"{at.os.enable_forwarding()} && cat > {RULES_PATH} <<'EOF'\n{text}EOF\n"
+               f"{NFT} -f {RULES_PATH}")
+
+
+def _pair(lan: str, a_ns: str, a_iface: str, a_addr: str, b_ns: str, b_iface: str, b_addr: str
+          ) -> tuple[Nic, Nic]:
+    return Nic(lan, a_iface, a_addr, netns=a_ns), Nic(lan, b_iface, b_addr, netns=b_ns)
+
+
+def masquerade_layout(clients: int) -> Network:
+    """Clients nat-c1..N each on a LAN of its own behind the masquerading router, the server on the public
+    LAN, and the direct client on a LAN of its own to the server."""
+    nics = [*_pair("public", "nat-server", "vs", SERVER_IP, "nat-router", "wan", ROUTER_PUBLIC),
+            *_pair("direct", "nat-server", "vd", "10.0.1.1", DIRECT, "vc", "10.0.1.2")]
+    routes = [(DIRECT, "10.0.0.0/24 via 10.0.1.1")]
+    roles: list[Role] = [Router(netns="nat-router", rules=RouterRules(wan="wan", lan="lan*")),
+                         PptpServer(netns="nat-server")]
+    for i in range(1, clients + 1):
+        ns, address = f"nat-c{i}", f"172.16.{i}.2"
+        nics += _pair(f"lan{i}", "nat-router", f"lan{i}", f"172.16.{i}.1", ns, "vc", address)
         routes.append((ns, f"default via 172.16.{i}.1"))
-    return NatLayout(server="nat-server", router="nat-router", clients=names, direct="nat-direct",
-                     veths=tuple(veths), routes=tuple(routes), rules=RouterRules(wan="wan", lan="lan*"),
-                     dial=SERVER_IP)
+        roles.append(PptpClient(netns=ns, dial=SERVER_IP, localbind=address))
+    roles.append(PptpClient(netns=DIRECT, dial=SERVER_IP, localbind="10.0.1.2"))
+    lans = tuple(dict.fromkeys(Lan(n.lan) for n in nics))
+    return Network(lans=lans, nodes=(Node(NODE, nics=tuple(nics), roles=tuple(roles), routes=tuple(routes)),))
 
 
-def forward_layout() -> NatLayout:
+def forward_layout() -> Network:
+    """The server on the router's private LAN, its port 1723 and GRE forwarded from the router's public
+    address, which the one client outside dials."""
     public = "198.51.100.1"  # the router's public address (TEST-NET-2)
-    veths = (Veth("nat-router", "lan1", "10.0.0.254", "nat-server", "vs", SERVER_IP),
-             Veth("nat-router", "wan", public, "nat-c1", "vc", "198.51.100.2"))
-    return NatLayout(server="nat-server", router="nat-router", clients=("nat-c1",), direct="",
-                     veths=veths, routes=(("nat-server", "default via 10.0.0.254"),),
-                     rules=RouterRules(wan="wan", lan="lan*", forward_to=SERVER_IP), dial=public)
+    nics = (*_pair("private", "nat-router", "lan1", "10.0.0.254", "nat-server", "vs", SERVER_IP),
+            *_pair("public", "nat-router", "wan", public, "nat-c1", "vc", "198.51.100.2"))
+    roles = (Router(netns="nat-router", rules=RouterRules(wan="wan", lan="lan*", forward_to=SERVER_IP)),
+             PptpServer(netns="nat-server"),
+             PptpClient(netns="nat-c1", dial=public, localbind="198.51.100.2"))
+    return Network(lans=(Lan("private"), Lan("public")), nodes=(
+        Node(NODE, nics=nics, roles=roles, routes=(("nat-server", "default via 10.0.0.254"),)),))
 
 
-def _in(ns: str, cmd: str) -> str:
-    return f"{IP} netns exec {ns} sh -c {shlex.quote(cmd)}"
+def router_rules(layout: Network) -> RouterRules:
+    """The ruleset a layout's router is declared with."""
+    return layout.roles(Router)[0].rules
 
 
 @dataclass
@@ -136,88 +146,50 @@ class NatLab:
     def guests(self) -> list[Guest]:
         return [self.guest]
 
-    def fresh(self, layout: NatLayout) -> NatTopology:
+    def fresh(self, layout: Network) -> NatTopology:
         """`layout` set up from scratch: whatever the last scenario left (calls, rules, state) is gone."""
         self.current = NatTopology(self.guest, layout)
         self.current.setup()
         return self.current
 
 
-@dataclass
 class NatTopology(Topology):
     """A NAT layout set up in one guest; `server`/`client` run in the server and the first client."""
 
-    guest: Guest
-    layout: NatLayout
-    config: TunnelConfig = field(default_factory=TunnelConfig)
-    _generation: int = -1
+    def __init__(self, guest: Guest, layout: Network, config: TunnelConfig | None = None):
+        super().__init__(layout, {NODE: guest}, config)
+        self.guest = guest
 
-    def guests(self) -> list[Guest]:
-        return [self.guest]
+    @property
+    def router_role(self) -> Router:
+        return self.network.roles(Router)[0]
 
-    def dial_address(self) -> str:
-        return self.layout.dial
-
-    def server(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.guest.run(_in(self.layout.server, cmd), timeout=timeout, check=check)
-
-    def client(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.ends()[0].client(cmd, timeout=timeout, check=check)
+    def run_in(self, ns: str, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
+        """Run `cmd` in namespace `ns` of the guest."""
+        return Place(self.guest, ns).run(cmd, timeout=timeout, check=check)
 
     def router(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.guest.run(_in(self.layout.router, cmd), timeout=timeout, check=check)
+        return self.place(self.router_role).run(cmd, timeout=timeout, check=check)
 
     def ends(self, count: int | None = None) -> list[ClientEnd]:
         """The clients behind (or outside) the router, each a Topology with its own log and pidfile."""
-        return [self._end(ns) for ns in self.layout.clients[:count]]
+        clients = [r for r in self.network.roles(PptpClient) if r.netns != DIRECT]
+        return [ClientEnd(self, r) for r in clients[:count]]
 
     def direct(self) -> ClientEnd:
         """The client with no router between it and the server (for the NAT-versus-direct figures)."""
-        return self._end(self.layout.direct)
+        return ClientEnd(self, next(r for r in self.network.roles(PptpClient) if r.netns == DIRECT))
 
-    def _end(self, ns: str) -> ClientEnd:
-        name = ns.removeprefix("nat-")
-        address = next(v.b_addr for v in self.layout.veths if v.b == ns)
-        return ClientEnd(self, ns, address, replace(self.config, client_linkname=name,
-                                                    client_log=f"/var/log/ppp-{name}.log"))
-
-    def is_current(self) -> bool:
-        return self._generation == self.guest.generation and not self.guest.dirty
-
-    # --- set-up --------------------------------------------------------------------------------------
-    def setup(self) -> None:
-        g, lay = self.guest, self.layout
-        g.ensure_booted()
-        self.load_modules(g)
-        for name in ROUTER_MODULES:
-            g.run(f"{MODPROBE} {name}")
-        self.teardown()
-        g.run(" && ".join(f"{IP} netns add {ns}" for ns in lay.namespaces))
-        for v in lay.veths:
-            g.run(f"{IP} link add {v.a_iface} netns {v.a} type veth peer name {v.b_iface} netns {v.b}")
-            for ns, iface, addr in ((v.a, v.a_iface, v.a_addr), (v.b, v.b_iface, v.b_addr)):
-                g.run(f"{IP} -n {ns} addr add {addr}/{v.prefix} dev {iface} && "
-                      f"{IP} -n {ns} link set {iface} up")
-        for ns in lay.namespaces:
-            g.run(f"{IP} -n {ns} link set lo up")
-        for ns, route in lay.routes:
-            g.run(f"{IP} -n {ns} route add {route}")
-        self.load_rules(lay.rules)
-        self.start_server()
-        self._generation = g.generation
-
-    def teardown(self) -> None:
+    def clear(self, guest: Guest) -> None:
         """End every process in the NAT namespaces and delete them (a previous layout's, say), and the
         call managers' sockets the killed pptps left, and the pppd logs."""
-        self.guest.run("for ns in $(" + IP + " netns list | awk '/^nat-/ {print $1}'); do "
-                       f"pids=$({IP} netns pids $ns); [ -z \"$pids\" ] || kill -9 $pids; "
-                       f"{IP} netns del $ns; done; rm -f /run/pptp/* /var/log/ppp-*.log")
+        guest.run(guest.os.delete_namespaces("nat-") + "; rm -f /run/pptp/* /var/log/ppp-*.log")
 
     def load_rules(self, rules: RouterRules) -> None:
-        """Enable forwarding in the router and (re)load its whole ruleset, rendered from the template."""
-        text = render_router_rules(rules)
-        self.router(f"echo 1 > /proc/sys/net/ipv4/ip_forward && cat > {RULES_PATH} <<'EOF'\n{text}EOF\n"
-                    f"{NFT} -f {RULES_PATH}")
+        """The router runs `rules` from now on: its role's parameter, (re)loaded at once."""
+        old = self.router_role
+        self.network = self.network.with_role(old, replace(old, rules=rules))
+        self.router_role.load_rules(self.place(self.router_role), rules)
 
     def flush_conntrack(self) -> None:
         """What a router reboot does to the NAT state: forget every connection and expectation."""
@@ -246,41 +218,42 @@ class NatTopology(Topology):
             end.wait_calls_ended(timeout)
 
 
-@dataclass
 class ClientEnd(Topology):
-    """One client namespace of a NAT layout, with the shared server."""
+    """One client namespace of a NAT layout (its PptpClient role), with the shared server."""
 
-    nat: NatTopology
-    netns: str
-    address: str  # on its LAN
-    config: TunnelConfig
-    ppp_local_address: str = ""  # set by connect: the address the server gave this client
+    def __init__(self, nat: NatTopology, role: PptpClient):
+        name = role.netns.removeprefix("nat-")
+        super().__init__(nat.network, nat.node_guests, replace(nat.config, client_linkname=name,
+                                                               client_log=f"/var/log/ppp-{name}.log"))
+        self.nat = nat
+        self._role = role
+        self.ppp_local_address = ""  # set by connect: the address the server gave this client
 
-    def dial_address(self) -> str:
-        return self.nat.layout.dial if self.netns != self.nat.layout.direct else SERVER_IP
+    @property
+    def client_role(self) -> PptpClient:
+        return self._role
 
-    def pty_command(self) -> str:
-        """pptp bound to this client's address: pptp names its call manager's socket in /var/run/pptp
-        after the local and the server address, and the namespaces share that directory. Without the
-        local address every client after the first would hand its call to the first one's call manager
-        (one control connection for all, as on one host), which is not the case of separate machines."""
-        return f"{super().pty_command()} --localbind {self.address}"
+    @property
+    def netns(self) -> str:
+        return self._role.netns
 
-    def guests(self) -> list[Guest]:
-        return self.nat.guests()
+    @property
+    def address(self) -> str:
+        """Its address on its LAN (pptp binds to it)."""
+        return self._role.localbind
 
-    def server(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.nat.server(cmd, timeout=timeout, check=check)
+    def is_current(self) -> bool:
+        return self.nat.is_current()
 
-    def client(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.nat.guest.run(_in(self.netns, cmd), timeout=timeout, check=check)
+    def setup(self) -> None:
+        self.nat.setup()
 
     def wait_calls_ended(self, timeout: float = 30) -> None:
         """Wait until this client's server-side pppd is gone (other clients' calls may stay up)."""
         local = self.ppp_local_address
         if local:
-            self.server(wait_until(f"! {IP} -4 -o addr show type ppp | grep -q 'peer {local}/'", timeout),
-                        timeout=timeout + 10)
+            gos = self.server_os
+            self.server(gos.wait_until(gos.no_ppp_peer(local), timeout), timeout=timeout + 10)
 
     def connect(self, timeout: float = 60, options: str = "", keepalive: bool = True) -> float:
         """As Topology.connect; with `keepalive` pppd sends LCP echoes (KEEPALIVE; `options` may override)."""
@@ -300,10 +273,10 @@ class ClientEnd(Topology):
         limit from the ppp unit's txqueuelen, 3).
         """
         self.ppp_local_address = self.client_ppp_addresses()[0]
-        fifo = f"{TC} qdisc replace dev {{}} root pfifo limit 1000"
-        self.client(fifo.format(f"ppp{self.config.client_unit}"))
-        self.server(f"dev=$({IP} -4 -o addr show type ppp | grep -F 'peer {self.ppp_local_address}/' | "
-                    f"awk '{{print $2}}') && [ -n \"$dev\" ] && " + fifo.format("$dev"))
+        self.client(self.client_os.fifo(f"ppp{self.config.client_unit}", FIFO_PACKETS))
+        gos = self.server_os
+        self.server(f"dev=$({gos.ppp_unit_with_peer(self.ppp_local_address)}) && [ -n \"$dev\" ] && "
+                    + gos.fifo("$dev", FIFO_PACKETS))
 
 
 # one GRE connection of `conntrack -L`: the original tuple, then the reply tuple, each with its keys
@@ -333,4 +306,3 @@ def gre_calls(conntrack: str, server: str) -> list[GreCall]:
         else:
             calls.append(GreCall(client=src, private_id=skey, public_id=r_dkey))
     return calls
-

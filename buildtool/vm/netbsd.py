@@ -7,7 +7,7 @@ Pieces, in the order the harness uses them:
   build_boot_iso     makefs root file system (spec from a template) written into the kernel's md_root_image,
                      then a GRUB rescue ISO that boots it with `knetbsd --serial=com0,115200`
   NetBSDGuest        the GuestOS: console on com0, NetBSD's crash patterns, the agent's framed channel
-  AgentConsole       the framed channel spoken by the agent instead of a shell
+  AgentChannel       the framed channel spoken by the agent instead of a shell
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..errors import KernelError
 from ..fsutil import atomic_path, text_digest
 from ..kernels.netbsd_kernel import MD_ROOT_MARKER, TARGET, BuiltKernel, run_logged
 from ..templating import render, template_env
-from .console import CommandResult, CommandTimeout, Console
+from .console import Channel, CommandResult
 from .guest import GuestOS
 from .qemu import BootRequest, QemuTcg
 
@@ -150,7 +150,7 @@ def media_key(*paths: Path) -> str:
 
 
 # --- the guest ------------------------------------------------------------------------------------------
-class AgentConsole(Console):
+class AgentChannel(Channel):
     """The agent's framed channel: "<token> <seq> <verb> <args>" in, output lines ". ..." and
     "<token>-<seq>=<status>" out (the agent turns echo off before it prints its ready marker)."""
 
@@ -162,10 +162,7 @@ class AgentConsole(Console):
         token = "".join(self._halves)
         self.child.send(f"{token} {self._seq} {cmd}\n")
         sentinel = re.compile(re.escape(token) + f"-{self._seq}=(-?\\d+)\r*\n")
-        try:
-            m = self.expect(sentinel, timeout, f"running agent command: {cmd[:80]}")
-        except CommandTimeout:
-            raise
+        m = self.expect(sentinel, timeout, f"running agent command: {cmd[:80]}")
         lines = (self.child.before or "").replace("\r", "").splitlines()
         output = "\n".join(line[2:] for line in lines if line.startswith(". "))
         return CommandResult(int(m.group(1)), output + ("\n" if output else ""))
@@ -180,7 +177,7 @@ class NetBSDGuest(GuestOS):
     name = "netbsd"
     console_device = "com0"
     ready_marker = READY_MARKER
-    console_class = AgentConsole
+    channel_class = AgentChannel
     # DDB_ONPANIC=0 prints the panic and reboots, which -no-reboot turns into QEMU's exit
     crash_patterns = (
         r"panic: ", r"uvm_fault\(", r"fatal page fault", r"fatal protection fault", r"trap type \d+",

@@ -1,10 +1,15 @@
-"""Where the two ends of the tunnel live, and how a scenario brings the tunnel up and down.
+"""The PPTP tunnel's topologies: where its two ends live, and how a scenario brings the tunnel up and down.
 
-Single-guest mode (the default): one guest, two network namespaces `server` and `client` joined by a veth
-pair (`vs` in server, `vc` in client) on which `tc netem` impairs traffic; pptpd runs in `server`, pptp +
-pppd in `client`. Two-guest mode: a server guest and a client guest, each with one virtio-net NIC on a
-QEMU socket network, for when the two ends need different kernels or modules. Both offer the same
-methods, so a scenario does not care which one it has.
+A topology is a Network declaration (vm/network.py: nodes, their NICs on LANs, the roles they play) on
+booted guests. The roles here are the PPTP server (pptpd) and the PPTP client (pppd + pptp); the NAT
+router is in vm/nat.py. Which userland (`Userland`) and which PPP modules ("ours" or "stock") a role runs
+are its parameters. Topology sets a declaration up (boot, modules, namespaces, links, roles) and offers
+the scenario's verbs (connect, disconnect, impair, ...), so a scenario does not care which one it has.
+
+Two declarations serve the tunnel suite: `single_guest_network` (the default: one guest, namespaces
+`server` and `client` joined by a veth pair `vs`/`vc` on which `tc netem` impairs traffic) and
+`two_guests_network` (a server guest and a client guest on a QEMU socket network, for when the two ends
+need different kernels or modules); SingleGuest and TwoGuests bind them to guests.
 
 The addresses, names and secrets live in TunnelConfig; the image builder renders the configuration files
 from the same object, so the two cannot drift.
@@ -12,43 +17,23 @@ from the same object, so the two cannot drift.
 
 from __future__ import annotations
 
-import base64
 import re
 import shlex
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from ..errors import TestFailure
-from .guest import CommandResult, Guest
+from ..errors import HarnessError, TestFailure
+from .guest import ByteMatch, CommandResult, Guest, GuestOS
+from .network import Lan, Network, Nic, Node, Place, Role, bring_up
 
 # Programs that busybox also has as applets: busybox's shell runs its own applet for a bare name even when
-# the real program comes first in PATH, so the scenarios call these by absolute path.
-IP = "/bin/ip"
-TC = "/sbin/tc"
+# the real program comes first in PATH, so the scenarios call these by absolute path. (The guest OS's own
+# tools, ip, tc and modprobe, are the guest OS class's business: vm/guest.py.)
 PING = "/bin/ping"
 IPERF3 = "/usr/bin/iperf3"
-MODPROBE = "/sbin/modprobe"
 PPPD = "/usr/pkg/sbin/pppd"
 PPTPD = "/usr/pkg/sbin/pptpd"
 PPTP = "/usr/pkg/sbin/pptp"
-
-# Seconds between two checks in the guest-side wait loops (connect, disconnect). Each check forks a few
-# busybox applets, which costs the single TCG vCPU a few milliseconds, so much shorter only steals time
-# from the pppds being waited for.
-POLL = 0.05
-
-
-def wait_until(condition: str, seconds: float, each: str = "", on_timeout: str = "") -> str:
-    """Shell code that polls `condition` every POLL seconds and exits 1 after `seconds` (guest clock).
-
-    `each` runs before every check (it may exit early); `on_timeout` runs before the exit on timeout.
-    The deadline reads /proc/uptime with builtins only, so a check costs no more than the condition.
-    """
-    give_up = f"{on_timeout}; exit 1" if on_timeout else "exit 1"
-    return (f"read up _ </proc/uptime; end=$((${{up%.*}} + {int(seconds) + 1})); "
-            f"until {condition}; do {each + '; ' if each else ''}read up _ </proc/uptime; "
-            f"[ ${{up%.*}} -lt $end ] || {{ {give_up}; }}; sleep {POLL}; done")
-
 
 @dataclass(frozen=True)
 class TunnelConfig:
@@ -115,6 +100,7 @@ RESET_EXCHANGE = ("server_sent_resetreq", "client_rcvd_resetreq", "client_sent_r
 # with an acknowledgment number), then the PPP header with or without address/control and with a 2- or
 # 1-byte protocol field.
 IPV4_HDR = 20
+GRE_PROTOCOL = 47
 GRE_LAYOUTS = ((0x01, 12), (0x81, 16))
 PPP_HEADERS = (b"\xff\x03\x00\xfd", b"\xff\x03\xfd", b"\x00\xfd", b"\xfd")
 
@@ -125,13 +111,8 @@ def mppe_identity(guest: Guest) -> dict[str, str]:
     ours: our marker function is in /proc/kallsyms under [ppp_mppe] and the module is out-of-tree (taint O).
     stock: no marker, and the module is Debian's signed in-tree one (no taint at all).
     """
-    out = guest.run(
-        "if [ -d /sys/module/ppp_mppe ]; then echo loaded=1; echo taint=$(cat /sys/module/ppp_mppe/taint); "
-        "echo generic_taint=$(cat /sys/module/ppp_generic/taint); "
-        "echo refcnt=$(cat /sys/module/ppp_mppe/refcnt); "
-        f"if grep -qE '[[:space:]]{MPPE_MARKER}[[:space:]]+\\[ppp_mppe\\]' /proc/kallsyms; "
-        "then echo marker=1; else echo marker=0; fi; else echo loaded=0; fi").output
-    info = dict(re.findall(r"^(\w+)=(.*)$", out, re.M))
+    out = guest.run(guest.os.module_facts("ppp_mppe", MPPE_MARKER, {"generic_taint": "ppp_generic"})).output
+    info = guest.os.parse_facts(out)
     if info.get("loaded") != "1":
         info["impl"] = "none"
     elif info.get("marker") == "1" and "O" in info.get("taint", ""):
@@ -148,13 +129,11 @@ def use_mppe(guest: Guest, impl: str) -> dict[str, str]:
     ("stock": ppp_generic, ppp_async, ppp_mppe from kernel/). No ppp link may be up. Returns the proof."""
     if mppe_identity(guest)["impl"] == impl:
         return mppe_identity(guest)
-    unload = "; ".join(f"{{ ! [ -d /sys/module/{m} ] || rmmod {m}; }}" for m in PPP_USERS)
+    unload = guest.os.unload_loaded(PPP_USERS)
     if impl == "ours":
-        load = " && ".join(f"{MODPROBE} {m}" for m in ("ppp_generic", "ppp_async", "ppp_mppe"))
+        load = guest.os.load_modules(("ppp_generic", "ppp_async", "ppp_mppe"))
     elif impl == "stock":
-        base = f"/lib/modules/{guest.release}"
-        load = " && ".join(f"{{ [ -d /sys/module/{p.rsplit('/', 1)[1][:-3]} ] || insmod {base}/{p}; }}"
-                           for p in DEBIAN_PPP)
+        load = guest.os.insert_missing(guest.release, DEBIAN_PPP)
     else:
         raise ValueError(f"unknown MPPE implementation {impl!r} (ours, stock)")
     guest.run(f"{unload} && {load}")
@@ -167,44 +146,223 @@ def use_mppe(guest: Guest, impl: str) -> dict[str, str]:
 def mppe_slab(guest: Guest) -> dict[str, int]:
     """Our ppp_mppe's states: allocated and not freed (its live_states counter), its slab cache's counts,
     and the module's reference count."""
-    out = guest.run("grep '^ppp_mppe_state ' /proc/slabinfo; "
-                    "echo refcnt $(cat /sys/module/ppp_mppe/refcnt); "
-                    "echo live $(cat /sys/module/ppp_mppe/parameters/live_states)").output
-    m = re.search(r"^ppp_mppe_state\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.M)
-    r = re.search(r"^refcnt (\d+)", out, re.M)
+    gos = guest.os
+    out = guest.run(gos.slab_usage("ppp_mppe_state", "ppp_mppe")
+                    + f"; echo live $({gos.module_parameter('ppp_mppe', 'live_states')})").output
+    usage = gos.parse_slab_usage(out, "ppp_mppe_state")
     live = re.search(r"^live (\d+)", out, re.M)
-    if not m or not r or not live:
+    if usage is None or not live:
         raise TestFailure(f"no ppp_mppe_state cache, refcnt or live_states in the guest (is our ppp_mppe "
                           f"loaded?):\n{out}")
-    return {"live_states": int(live[1]), "active_objs": int(m[1]), "num_objs": int(m[2]),
-            "objperslab": int(m[4]), "refcnt": int(r[1])}
+    return {"live_states": int(live[1]), **usage}
+
+
+@dataclass(frozen=True)
+class Userland:
+    """The PPTP programs a role runs: ours (the packages under /usr/pkg) or another build of them."""
+
+    name: str
+    pppd: str
+    pptpd: str
+    pptp: str
+
+
+OURS = Userland("ours", pppd=PPPD, pptpd=PPTPD, pptp=PPTP)
+
+
+@dataclass(frozen=True)
+class PptpServer(Role):
+    """pptpd, serving calls with the pppd options of TunnelConfig (the image's files)."""
+
+    netns: str = ""
+    userland: Userland = OURS
+    modules: str = "ours"  # the PPP modules of the node's kernel: "ours" (extra/) or "stock" (Debian's)
+
+    def configure(self, at: Place, topology: Topology) -> None:
+        self.start(at, topology.config)
+
+    def start(self, at: Place, c: TunnelConfig) -> None:
+        at.run(f"{self.userland.pptpd} -c {c.pptpd_conf} && sleep 0.3 && pidof pptpd >/dev/null")
+
+    def alive(self, at: Place) -> bool:
+        return at.run("pidof pptpd >/dev/null", check=False).status == 0
+
+    def wait_calls_ended(self, at: Place, timeout: float) -> None:
+        """Wait until no pppd is left (the server's notices the closed control connection and exits)."""
+        at.run(at.os.wait_until("! pidof pppd >/dev/null", timeout), timeout=timeout + 10)
+
+    def ppp_iface(self, at: Place) -> str:
+        """The server's ppp interface for the (single) current call."""
+        out = at.run(at.os.ppp_units()).output
+        names = at.os.parse_ppp_units(out)
+        if len(names) != 1:
+            raise TestFailure(f"expected one ppp interface in the server, found {names or 'none'}:\n{out}")
+        return names[0]
+
+
+@dataclass(frozen=True)
+class PptpClient(Role):
+    """pppd with pptp as its pty, dialling the server (or `dial`, a router forwarding to it)."""
+
+    netns: str = ""
+    userland: Userland = OURS
+    modules: str = "ours"
+    dial: str = ""  # the address pptp connects to ("": TunnelConfig.server_ip)
+    # bind pptp to this address: pptp names its call manager's socket in /var/run/pptp after the local and
+    # the server address, and namespaces of one guest share that directory. Without it every client after
+    # the first would hand its call to the first one's call manager (one control connection for all, as on
+    # one host), which is not the case of separate machines.
+    localbind: str = ""
+
+    def pty_command(self, c: TunnelConfig) -> str:
+        """The pptp command the client's pppd runs as its pty."""
+        cmd = f"{self.userland.pptp} {self.dial or c.server_ip} --nolaunchpppd"
+        return f"{cmd} --localbind {self.localbind}" if self.localbind else cmd
+
+    def connect(self, at: Place, c: TunnelConfig, timeout: float = 60, options: str = "") -> float:
+        """Start pppd and wait until IPCP gave ppp<unit> its addresses; return the seconds.
+
+        pppd's `updetach` returns once the first network protocol is up (non-zero if the link failed);
+        the wait that follows, in the same guest command, is for the IPv4 addresses. It watches the
+        routing table (one busybox grep per check; `ip` costs the single vCPU ten times that) for the
+        route to the peer that the kernel adds when ppp<unit> comes up, then checks the point-to-point
+        address once with `ip`. `options` are extra pppd options (after the options file, so they win).
+        """
+        gos = at.os
+        log = f"tail -n 40 {c.client_log}"
+        unit = f"ppp{c.client_unit}"
+        t0 = time.monotonic()
+        at.run(
+            f"{self.userland.pppd} pty {shlex.quote(self.pty_command(c))} "
+            f"file {c.client_options} logfile {c.client_log} {options} "
+            f"unit {c.client_unit} linkname {c.client_linkname} updetach || {{ {log}; exit 1; }}; "
+            + gos.wait_until(gos.route_via(unit), timeout, on_timeout=log)
+            + f"; {gos.has_peer_address(unit)}", timeout=timeout + 10)
+        return time.monotonic() - t0
+
+    def connected(self, at: Place, c: TunnelConfig) -> bool:
+        return at.run(f"pid=$(head -n1 {c.client_pidfile} 2>/dev/null) && kill -0 $pid 2>/dev/null && "
+                      + at.os.has_peer_address(f"ppp{c.client_unit}", quiet=True), check=False).status == 0
+
+    def stop(self, at: Place, c: TunnelConfig, timeout: float = 30) -> None:
+        """SIGTERM pppd (see Topology.disconnect) and wait until it has exited."""
+        waiting = f"grep -c '^Waiting for' {c.client_log} 2>/dev/null"
+        at.run(f"pid=$(head -n1 {c.client_pidfile} 2>/dev/null); [ -n \"$pid\" ] || exit 0; "
+               f"w=$({waiting}); kill $pid; "
+               + at.os.wait_until("! kill -0 $pid 2>/dev/null", timeout,
+                                  each=f"[ \"$({waiting})\" = \"$w\" ] || kill $pid 2>/dev/null"),
+               timeout=timeout + 10)
+
+    def ppp_addresses(self, at: Place, c: TunnelConfig) -> tuple[str, str]:
+        """(local, peer) IPv4 addresses of the client's ppp interface."""
+        out = at.run(at.os.ptp_addresses(f"ppp{c.client_unit}")).output
+        addresses = at.os.parse_ptp_addresses(out)
+        if addresses is None:
+            raise TestFailure(f"the client's ppp{c.client_unit} has no point-to-point address:\n{out}")
+        return addresses
+
+
+def load_modules(guest: Guest) -> None:
+    """Load ours (modprobe finds them under extra/, which depmod ranks first) and the stock ones."""
+    for name in (*OUR_MODULES, *STOCK_MODULES):
+        guest.run(guest.os.load_module(name))
+    # /proc/sys/kernel/modprobe names kmod's modprobe, so `ppp-compress-18` autoloads the same ones
 
 
 class Topology:
-    """The two ends of the tunnel. Subclasses say where `server` and `client` commands run."""
+    """A declared network (vm/network.py) on booted guests, with the tunnel's roles: a PptpServer and at
+    least one PptpClient. `server` and `client` run commands where those roles run (the first client), so
+    a scenario does not care which declaration it has.
 
-    config: TunnelConfig
+    The roles are parameters (userland, modules): `set_modules` changes one, and `setup` (after a reboot,
+    say) applies what the roles say, never what the previous boot happened to run.
+    """
+
+    def __init__(self, network: Network, guests: dict[str, Guest], config: TunnelConfig | None = None):
+        missing = [n.name for n in network.nodes if n.name not in guests]
+        if missing:
+            raise HarnessError(f"no guest for node(s) {', '.join(missing)} of the topology")
+        if not network.roles(PptpServer) or not network.roles(PptpClient):
+            raise HarnessError("a tunnel topology declares a PptpServer and a PptpClient role")
+        self.network = network
+        self.node_guests = dict(guests)
+        self.config = config or TunnelConfig()
+        self._generations: tuple[int, ...] = ()
+
+    # --- where the roles run -------------------------------------------------------------------------
+    def place(self, role: Role) -> Place:
+        return Place(self.node_guests[self.network.node_of(role).name], role.netns)
+
+    @property
+    def server_role(self) -> PptpServer:
+        return self.network.roles(PptpServer)[0]
+
+    @property
+    def client_role(self) -> PptpClient:
+        return self.network.roles(PptpClient)[0]
+
+    @property
+    def server_os(self) -> GuestOS:
+        """The OS of the guest `server` commands run in (it says how to write them)."""
+        return self.place(self.server_role).os
+
+    @property
+    def client_os(self) -> GuestOS:
+        return self.place(self.client_role).os
 
     def server(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        raise NotImplementedError
+        return self.place(self.server_role).run(cmd, timeout=timeout, check=check)
 
     def client(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        raise NotImplementedError
+        return self.place(self.client_role).run(cmd, timeout=timeout, check=check)
 
     def guests(self) -> list[Guest]:
-        raise NotImplementedError
+        return [self.node_guests[n.name] for n in self.network.nodes]
 
-    def setup(self) -> None:
-        raise NotImplementedError
-
+    # --- set-up --------------------------------------------------------------------------------------
     def is_current(self) -> bool:
         """False when a guest was rebooted since setup (its namespaces and daemons are gone)."""
-        raise NotImplementedError
+        gs = self.guests()
+        return self._generations == tuple(g.generation for g in gs) and not any(g.dirty for g in gs)
 
     def ensure(self) -> Topology:
         if not self.is_current():
             self.setup()
         return self
+
+    def setup(self) -> None:
+        """Boot each node's guest if it is not running (or was left dirty), in declaration order (a node
+        listening on a socket network first); per node: the kernel modules its roles ask for, what a
+        previous set-up left (`clear`), its part of the network; check each socket network passes
+        traffic; then configure the roles in declaration order."""
+        self.config = self.booted_config()
+        for node in self.network.nodes:
+            g = self.node_guests[node.name]
+            g.ensure_booted()
+            self.prepare(node, g)
+            self.clear(g)
+            bring_up(self.network, node, g)
+        for lan in self.network.shared_lans():
+            (_, first), (node, _) = self.network.ends(lan)
+            self.node_guests[node.name].run(f"{PING} -c 1 -W 10 {first.address} >/dev/null", timeout=30)
+        for node in self.network.nodes:
+            for role in node.roles:
+                role.configure(self.place(role), self)
+        self._generations = tuple(g.generation for g in self.guests())
+
+    def prepare(self, node: Node, guest: Guest) -> None:
+        """The node's kernel modules: the PPP ones its roles want (ours are loaded with the stock ones the
+        tunnel uses; "stock" swaps the PPP ones for Debian's), then what each role loads itself."""
+        impl = node.modules()
+        if impl:
+            load_modules(guest)
+            if impl != "ours":
+                use_mppe(guest, impl)
+        for role in node.roles:
+            role.prepare(guest)
+
+    def clear(self, guest: Guest) -> None:
+        """Remove what an earlier set-up on a guest that was not rebooted left (nothing, by default)."""
 
     def hang_up(self) -> None:
         """End a call an earlier scenario left up in these guests (scenarios may run in any order)."""
@@ -217,12 +375,22 @@ class Topology:
         return replace(self.config, mppe_bits=d.mppe_bits, mppe_stateful=d.mppe_stateful)
 
     # --- modules ------------------------------------------------------------------------------------
-    @staticmethod
-    def load_modules(guest: Guest) -> None:
-        """Load ours (modprobe finds them under extra/, which depmod ranks first) and the stock ones."""
-        for name in (*OUR_MODULES, *STOCK_MODULES):
-            guest.run(f"{MODPROBE} {name}")
-        # /proc/sys/kernel/modprobe names kmod's modprobe, so `ppp-compress-18` autoloads the same ones
+    load_modules = staticmethod(load_modules)
+
+    def set_modules(self, role: Role, impl: str) -> Guest:
+        """From now on the node of `role` runs `impl` ("ours" or "stock") PPP modules: every PPP role of
+        that node (one kernel) says so, and the next setup loads them. Returns the node's guest."""
+        if impl not in ("ours", "stock"):
+            raise ValueError(f"unknown MPPE implementation {impl!r} (ours, stock)")
+        node = self.network.node_of(role)
+        for r in node.roles:
+            if r.modules:
+                self.network = self.network.with_role(r, replace(r, modules=impl))
+        return self.node_guests[node.name]
+
+    def use_modules(self, role: Role, impl: str) -> dict[str, str]:
+        """set_modules, and swap the running kernel's modules now (no call may be up); the proof."""
+        return use_mppe(self.set_modules(role, impl), impl)
 
     # --- MPPE settings ------------------------------------------------------------------------------
     def configure_mppe(self, bits: int = 128, stateful: bool = False) -> None:
@@ -235,52 +403,32 @@ class Topology:
             return
         self.config = replace(self.config, mppe_bits=bits, mppe_stateful=stateful)
         env, c = template_env("vm"), self.config
-        for run, path, template in ((self.server, c.server_options, "options.pptpd.j2"),
-                                    (self.client, c.client_options, "options.client.j2")):
-            text = base64.b64encode(render(env, template, c=c).encode()).decode()
-            run(f"echo {text} | base64 -d > {path}.new && mv {path}.new {path}")
+        for run, gos, path, template in ((self.server, self.server_os, c.server_options, "options.pptpd.j2"),
+                                        (self.client, self.client_os, c.client_options, "options.client.j2")):
+            run(gos.write_file(path, render(env, template, c=c)))
 
     # --- the link -----------------------------------------------------------------------------------
     def start_server(self) -> None:
-        c = self.config
-        self.server(f"{PPTPD} -c {c.pptpd_conf} && sleep 0.3 && pidof pptpd >/dev/null")
+        self.server_role.start(self.place(self.server_role), self.config)
 
     def server_alive(self) -> bool:
-        return self.server("pidof pptpd >/dev/null", check=False).status == 0
+        return self.server_role.alive(self.place(self.server_role))
 
     def dial_address(self) -> str:
         """Where the client's pptp connects: the server's own address unless a router forwards to it."""
-        return self.config.server_ip
+        return self.client_role.dial or self.config.server_ip
 
     def pty_command(self) -> str:
         """The pptp command the client's pppd runs as its pty."""
-        return f"{PPTP} {self.dial_address()} --nolaunchpppd"
+        return self.client_role.pty_command(self.config)
 
     def connect(self, timeout: float = 60, options: str = "") -> float:
-        """Start the client's pppd and wait until IPCP gave ppp<unit> its addresses; return the seconds.
-
-        pppd's `updetach` returns once the first network protocol is up (non-zero if the link failed);
-        the wait that follows, in the same guest command, is for the IPv4 addresses. It watches the
-        routing table (one busybox grep per check; `ip` costs the single vCPU ten times that) for the
-        route to the peer that the kernel adds when ppp<unit> comes up, then checks the point-to-point
-        address once with `ip`. `options` are extra pppd options (after the options file, so they win).
-        """
-        c = self.config
-        log = f"tail -n 40 {c.client_log}"
-        t0 = time.monotonic()
-        self.client(
-            f"{PPPD} pty {shlex.quote(self.pty_command())} "
-            f"file {c.client_options} logfile {c.client_log} {options} "
-            f"unit {c.client_unit} linkname {c.client_linkname} updetach || {{ {log}; exit 1; }}; "
-            + wait_until(f"grep -q '^ppp{c.client_unit}\\s' /proc/net/route", timeout, on_timeout=log)
-            + f"; {IP} -4 -o addr show dev ppp{c.client_unit} | grep -q peer", timeout=timeout + 10)
-        return time.monotonic() - t0
+        """Start the client's pppd and wait until IPCP gave ppp<unit> its addresses (PptpClient.connect);
+        return the seconds."""
+        return self.client_role.connect(self.place(self.client_role), self.config, timeout, options)
 
     def connected(self) -> bool:
-        c = self.config
-        return self.client(f"pid=$(head -n1 {c.client_pidfile} 2>/dev/null) && kill -0 $pid 2>/dev/null && "
-                           f"{IP} -4 -o addr show dev ppp{c.client_unit} 2>/dev/null | grep -q peer",
-                           check=False).status == 0
+        return self.client_role.connected(self.place(self.client_role), self.config)
 
     def ensure_connected(self) -> None:
         """A working tunnel for the next scenario: reconnect if the last one left it down or dead."""
@@ -311,43 +459,29 @@ class Topology:
 
     def stop_client(self, timeout: float = 30) -> None:
         """SIGTERM the client's pppd (see disconnect) and wait until it has exited."""
-        c = self.config
-        waiting = f"grep -c '^Waiting for' {c.client_log} 2>/dev/null"
-        self.client(f"pid=$(head -n1 {c.client_pidfile} 2>/dev/null); [ -n \"$pid\" ] || exit 0; "
-                    f"w=$({waiting}); kill $pid; "
-                    + wait_until("! kill -0 $pid 2>/dev/null", timeout,
-                                 each=f"[ \"$({waiting})\" = \"$w\" ] || kill $pid 2>/dev/null")
-                    , timeout=timeout + 10)
+        self.client_role.stop(self.place(self.client_role), self.config, timeout)
 
     def wait_calls_ended(self, timeout: float = 30) -> None:
         """Wait until no pppd is left (the server's notices the closed control connection and exits)."""
-        self.server(wait_until("! pidof pppd >/dev/null", timeout), timeout=timeout + 10)
+        self.server_role.wait_calls_ended(self.place(self.server_role), timeout)
 
     def client_ppp_addresses(self) -> tuple[str, str]:
         """(local, peer) IPv4 addresses of the client's ppp interface."""
-        out = self.client(f"{IP} -4 -o addr show dev ppp{self.config.client_unit}").output
-        m = re.search(r"inet (\S+) peer (\S+?)(/\d+)?\s", out)
-        if not m:
-            raise TestFailure(f"the client's ppp{self.config.client_unit} has no point-to-point "
-                              f"address:\n{out}")
-        return m.group(1), m.group(2)
+        return self.client_role.ppp_addresses(self.place(self.client_role), self.config)
 
     def server_ppp_iface(self) -> str:
         """The server's ppp interface for the (single) current call."""
-        out = self.server(f"{IP} -o link show type ppp").output
-        names = re.findall(r"^\d+: (ppp\d+)", out, re.M)
-        if len(names) != 1:
-            raise TestFailure(f"expected one ppp interface in the server, found {names or 'none'}:\n{out}")
-        return names[0]
+        return self.server_role.ppp_iface(self.place(self.server_role))
 
     def impair(self, netem: str, ends: tuple[str, ...] = ("server", "client")) -> None:
         """Apply `tc netem` arguments on the given ends' egress (default both; empty netem: remove)."""
         c = self.config
         for end in ends:
-            run, iface = (self.server, c.server_iface) if end == "server" else (self.client, c.client_iface)
-            run(f"{TC} qdisc del dev {iface} root 2>/dev/null; true")
+            run, gos, iface = ((self.server, self.server_os, c.server_iface) if end == "server"
+                              else (self.client, self.client_os, c.client_iface))
+            run(gos.clear_qdisc(iface))
             if netem:
-                run(f"{TC} qdisc add dev {iface} root netem {netem}")
+                run(gos.netem(iface, netem))
 
     def corrupt_mppe(self, rules: dict[str, tuple[int, int]]) -> None:
         """Corrupt MPPE frames the client sends, in flight (tc u32 + pedit on its egress).
@@ -359,25 +493,22 @@ class Topology:
         each matching the PPP header bytes and the MPPE D bit, so only the right one fires.
         Empty `rules`: remove. `corrupted()` says how many packets were changed.
         """
-        iface = self.config.client_iface
-        self.client(f"{TC} qdisc del dev {iface} root 2>/dev/null; true")
+        iface, gos = self.config.client_iface, self.client_os
+        self.client(gos.clear_qdisc(iface))
         if not rules:
             return
-        cmds = [f"{MODPROBE} {m}" for m in ("sch_prio", "cls_u32", "act_pedit")]
-        cmds.append(f"{TC} qdisc add dev {iface} root handle 1: prio")
+        filters = []
         for k, offset in rules.values():
             for gre_flags, gre_len in GRE_LAYOUTS:
                 for ppp in PPP_HEADERS:
                     base = IPV4_HDR + gre_len
                     mppe = base + len(ppp)
-                    match = ["match ip protocol 47 0xff", f"match u8 0x30 0xff at {IPV4_HDR}",
-                             f"match u8 {gre_flags:#04x} 0xff at {IPV4_HDR + 1}",
-                             f"match u8 {k:#04x} 0x07 at {IPV4_HDR + 11}"]
-                    match += [f"match u8 {b:#04x} 0xff at {base + i}" for i, b in enumerate(ppp)]
-                    match.append(f"match u8 0x10 0x10 at {mppe}")
-                    cmds.append(f"{TC} filter add dev {iface} parent 1: protocol ip prio 1 u32 "
-                                f"{' '.join(match)} action pedit munge offset {mppe + offset} u8 invert")
-        self.client(" && ".join(cmds), timeout=60)
+                    match = [ByteMatch(IPV4_HDR, 0x30), ByteMatch(IPV4_HDR + 1, gre_flags),
+                             ByteMatch(IPV4_HDR + 11, k, 0x07)]
+                    match += [ByteMatch(base + i, b) for i, b in enumerate(ppp)]
+                    match.append(ByteMatch(mppe, 0x10, 0x10))
+                    filters.append((tuple(match), mppe + offset))
+        self.client(gos.corrupt_bytes(iface, GRE_PROTOCOL, filters), timeout=60)
 
     def ccp_resets(self) -> dict[str, int]:
         """CCP Reset-Request/Reset-Ack lines in both pppd logs since reset_logs (pppd runs with debug)."""
@@ -399,80 +530,44 @@ class Topology:
 
     def corrupted(self) -> int:
         """Packets the corrupt_mppe filters changed so far (the pedit actions' counters)."""
-        out = self.client(f"{TC} -s filter show dev {self.config.client_iface} parent 1:", check=False).output
-        return sum(int(n) for n in re.findall(r"Sent \d+ bytes (\d+) pkt", out))
+        out = self.client(self.client_os.corrupted_count(self.config.client_iface), check=False).output
+        return self.client_os.parse_corrupted_count(out)
 
 
-@dataclass
+# --- the two declarations of the tunnel suite ---------------------------------------------------------
+
+def single_guest_network(c: TunnelConfig) -> Network:
+    """One node: the server in namespace `server`, the client in `client`, on a veth pair between them."""
+    return Network(lans=(Lan("tunnel", c.prefix),), nodes=(
+        Node("guest", nics=(Nic("tunnel", c.server_iface, c.server_ip, netns="server"),
+                            Nic("tunnel", c.client_iface, c.client_ip, netns="client")),
+             roles=(PptpServer(netns="server"), PptpClient(netns="client"))),))
+
+
+TWO_GUESTS_CONFIG = TunnelConfig(server_iface="eth0", client_iface="eth0")
+
+
+def two_guests_network(c: TunnelConfig = TWO_GUESTS_CONFIG) -> Network:
+    """Two nodes on one LAN (a QEMU socket network, virtio-net NICs): the server's and the client's."""
+    return Network(lans=(Lan("tunnel", c.prefix),), nodes=(
+        Node("server", nics=(Nic("tunnel", c.server_iface, c.server_ip),), roles=(PptpServer(),)),
+        Node("client", nics=(Nic("tunnel", c.client_iface, c.client_ip),), roles=(PptpClient(),))))
+
+
 class SingleGuest(Topology):
-    """Both ends in one guest, in network namespaces joined by a veth pair."""
+    """Both ends in one guest, in network namespaces joined by a veth pair (single_guest_network)."""
 
-    guest: Guest
-    config: TunnelConfig = field(default_factory=TunnelConfig)
-    _generation: int = -1
-
-    def guests(self) -> list[Guest]:
-        return [self.guest]
-
-    def server(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.guest.run(f"{IP} netns exec server sh -c {shlex.quote(cmd)}", timeout=timeout,
-                              check=check)
-
-    def client(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.guest.run(f"{IP} netns exec client sh -c {shlex.quote(cmd)}", timeout=timeout,
-                              check=check)
-
-    def is_current(self) -> bool:
-        return self._generation == self.guest.generation and not self.guest.dirty
-
-    def setup(self) -> None:
-        self.config = self.booted_config()
-        g, c = self.guest, self.config
-        g.ensure_booted()
-        self.load_modules(g)
-        g.run(f"{IP} netns add server && {IP} netns add client && "
-              f"{IP} link add {c.server_iface} netns server type veth "
-              f"peer name {c.client_iface} netns client")
-        ends = (("server", c.server_iface, c.server_ip), ("client", c.client_iface, c.client_ip))
-        for ns, iface, addr in ends:
-            g.run(f"{IP} -n {ns} link set lo up && {IP} -n {ns} addr add {addr}/{c.prefix} dev {iface} && "
-                  f"{IP} -n {ns} link set {iface} up")
-        self.start_server()
-        self._generation = g.generation
+    def __init__(self, guest: Guest, config: TunnelConfig | None = None):
+        config = config or TunnelConfig()
+        super().__init__(single_guest_network(config), {"guest": guest}, config)
+        self.guest = guest
 
 
-@dataclass
 class TwoGuests(Topology):
-    """The server in one guest, the client in another, joined by a QEMU socket network (virtio-net NICs)."""
+    """The server in one guest, the client in another, joined by a QEMU socket network (two_guests_network;
+    the guests boot with `network.socket_nics(node)`)."""
 
-    server_guest: Guest
-    client_guest: Guest
-    config: TunnelConfig = field(
-        default_factory=lambda: TunnelConfig(server_iface="eth0", client_iface="eth0"))
-    _generations: tuple[int, int] = (-1, -1)
-
-    def guests(self) -> list[Guest]:
-        return [self.server_guest, self.client_guest]
-
-    def server(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.server_guest.run(cmd, timeout=timeout, check=check)
-
-    def client(self, cmd: str, timeout: float = 60, check: bool = True) -> CommandResult:
-        return self.client_guest.run(cmd, timeout=timeout, check=check)
-
-    def is_current(self) -> bool:
-        return self._generations == (self.server_guest.generation, self.client_guest.generation) and not (
-            self.server_guest.dirty or self.client_guest.dirty)
-
-    def setup(self) -> None:
-        self.config = c = self.booted_config()
-        # the server listens on the socket network, so it boots first
-        for g, addr in ((self.server_guest, c.server_ip), (self.client_guest, c.client_ip)):
-            g.ensure_booted()
-            self.load_modules(g)
-            g.run(f"{MODPROBE} virtio_pci && {MODPROBE} virtio_net && {IP} link set lo up && "
-                  f"{IP} addr add {addr}/{c.prefix} dev eth0 && "
-                  f"{IP} link set eth0 up")
-        self.client(f"{PING} -c 1 -W 10 {c.server_ip} >/dev/null", timeout=30)
-        self.start_server()
-        self._generations = (self.server_guest.generation, self.client_guest.generation)
+    def __init__(self, server_guest: Guest, client_guest: Guest, config: TunnelConfig | None = None):
+        config = config or TWO_GUESTS_CONFIG
+        super().__init__(two_guests_network(config), {"server": server_guest, "client": client_guest}, config)
+        self.server_guest, self.client_guest = server_guest, client_guest

@@ -99,8 +99,13 @@ def nbvm(netbsd_media, netbsd_kernel, nb_figures):
 
 @pytest.fixture(autouse=True)
 def _netbsd_health(request, nb_figures):
-    """After each scenario: the console since the last command holds no crash pattern and the agent
-    answers; the scenario's time is a figure."""
+    """Before each scenario: reboot the guest if an earlier one left it dirty (a dirty guest refuses
+    commands). After it: the console since the last command holds no crash pattern and the agent answers;
+    the scenario's time is a figure."""
+    if "nbvm" in request.fixturenames:
+        guest = request.getfixturevalue("nbvm")
+        if guest.dirty:
+            guest.reboot()
     t0 = time.monotonic()
     yield
     if "nbvm" in request.fixturenames:

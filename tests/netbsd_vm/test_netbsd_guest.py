@@ -208,12 +208,16 @@ def test_fuzz_malformed_mppe_frames(nbvm):
 
 def test_harness_hang_times_out_and_reboots(nbvm):
     """The harness's own control: a command that never answers is a CommandTimeout; the guest is then
-    dirty and the next command boots a fresh one."""
+    dirty, refuses the next command, and answers again once rebooted (explicitly)."""
+    from buildtool.errors import HarnessError
     from buildtool.vm.console import CommandTimeout
 
     generation = nbvm.generation
     with pytest.raises(CommandTimeout):
         nbvm.run("hang", timeout=5)
     assert nbvm.dirty
+    with pytest.raises(HarnessError, match="dirty"):
+        agent(nbvm, "ping")
+    nbvm.reboot()
     assert agent(nbvm, "ping").strip() == "pong"
     assert nbvm.generation == generation + 1

@@ -1,4 +1,5 @@
-"""Fixtures of the VM scenarios: one booted guest for the whole session, rebooted when a scenario dirties it.
+"""Fixtures of the VM scenarios: one booted guest for the whole session, rebooted (before the next scenario,
+by `_guest_health`) when a scenario dirties it.
 
 The `vm` fixture (the contract other tests code against): a session-scoped Guest with
 `run(cmd, timeout=60, check=True) -> CommandResult(status, output)`, `release` and `console_log`. Before it
@@ -33,7 +34,7 @@ from buildtool.vm.image import BASE_CONTENTS, Image, build_image
 from buildtool.vm.nat import ROUTER_CONTENTS, NatLab
 from buildtool.vm.qemu import QemuTcg, SocketNic
 from buildtool.vm.suite import layout_from_env, prepare_guest_build
-from buildtool.vm.topology import SingleGuest, TwoGuests
+from buildtool.vm.topology import SingleGuest, TwoGuests, two_guests_network
 
 _STARTED = time.monotonic()
 _STARTED_AT = time.time()
@@ -108,7 +109,7 @@ def vm_factory(vm_image: Image):
 
 @pytest.fixture(scope="session")
 def vm(vm_factory: GuestFactory) -> Guest:
-    """The session's guest (booted on first use; a dirty guest reboots on its next command)."""
+    """The session's guest (booted here; a guest a scenario left dirty is rebooted before the next one)."""
     g = vm_factory.make("guest")
     g.boot()
     _FIGURES.record("boot_to_ready_seconds", round(g.boot_seconds[-1], 2))
@@ -129,8 +130,9 @@ def tunnel(_tunnel_topology: SingleGuest) -> SingleGuest:
 @pytest.fixture(scope="session")
 def two_guests(vm_factory: GuestFactory) -> TwoGuests:
     port = 20000 + os.getpid() % 20000
-    server = vm_factory.make("server", (SocketNic(port, listen=True, mac="52:54:00:00:00:01"),))
-    client = vm_factory.make("client", (SocketNic(port, listen=False, mac="52:54:00:00:00:02"),))
+    network = two_guests_network()
+    server = vm_factory.make("server", network.socket_nics("server", port))
+    client = vm_factory.make("client", network.socket_nics("client", port))
     return TwoGuests(server, client)
 
 
@@ -140,16 +142,27 @@ def nat_lab(vm_factory: GuestFactory) -> NatLab:
     return NatLab(vm_factory.make("nat"))
 
 
+def _guests_used(request) -> list[Guest]:
+    guests = []
+    for name in ("vm", "two_guests", "nat_lab"):
+        if name in request.fixturenames:
+            obj = request.getfixturevalue(name)
+            guests += obj.guests() if hasattr(obj, "guests") else [obj]
+    return guests
+
+
 @pytest.fixture(autouse=True)
 def _guest_health(request):
-    """After every scenario that used a guest: no crash pattern since, no bad taint (else: an error)."""
+    """Before every scenario that uses a guest: reboot a guest an earlier one left dirty (here, at set-up:
+    a dirty guest refuses commands, it never reboots in the middle of a scenario). After it: no crash
+    pattern since, no bad taint (else: an error)."""
+    used = _guests_used(request)
+    for g in used:
+        if g.dirty:
+            g.reboot()
     yield
-    for name in ("vm", "two_guests", "nat_lab"):
-        if name not in request.fixturenames:
-            continue
-        obj = request.getfixturevalue(name)
-        for g in (obj.guests() if hasattr(obj, "guests") else [obj]):
-            g.check_health()
+    for g in used:
+        g.check_health()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -38,8 +38,8 @@ def _probe_guest(_tunnel_topology, vm):
 
 def unload_ppp(vm) -> None:
     for name in PPP_MODULES:
-        vm.run(f"rmmod {name} 2>/dev/null || true")
-    loaded = vm.run("cat /proc/modules").output
+        vm.run(f"{vm.os.unload_module(name)} 2>/dev/null || true")
+    loaded = vm.run(vm.os.loaded_modules()).output
     assert not re.search(r"^(ppp_generic|ppp_mppe) ", loaded, re.M), f"ppp modules still loaded:\n{loaded}"
 
 
@@ -47,14 +47,14 @@ def load(vm, relpaths: tuple[str, ...]) -> None:
     base = f"/lib/modules/{vm.release}"
     for rel in relpaths:
         name = rel.rsplit("/", 1)[1].removesuffix(".ko")
-        if re.search(rf"^{name} ", vm.run("cat /proc/modules").output, re.M):
+        if re.search(rf"^{name} ", vm.run(vm.os.loaded_modules()).output, re.M):
             continue  # a dependency such as slhc may stay loaded
-        vm.run(f"insmod {base}/{rel}")
+        vm.run(vm.os.insert_module(f"{base}/{rel}"))
 
 
 def module_taint(vm, name: str) -> str:
     """Taint flags of a loaded module ('O' = out of tree, 'E' = unsigned); empty for Debian's modules."""
-    return vm.run(f"cat /sys/module/{name}/taint").output.strip()
+    return vm.run(vm.os.module_taint(name)).output.strip()
 
 
 def probe(vm, length: int) -> str:

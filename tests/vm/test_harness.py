@@ -65,7 +65,7 @@ def test_harness_catches_a_panic(vm_factory):
     g = vm_factory.make("crash-control")
     g.boot()
     with pytest.raises(GuestCrash) as e:
-        g.run("echo c > /proc/sysrq-trigger; sleep 30", timeout=60)
+        g.run(f"{g.os.panic_command()}; sleep 30", timeout=60)
     assert "console log:" in str(e.value)
     assert "Kernel panic" in g.console_log.read_text(errors="replace")
     assert g.dirty
@@ -75,12 +75,17 @@ def test_harness_catches_a_panic(vm_factory):
 @pytest.mark.integration
 @pytest.mark.vm
 def test_harness_times_out_a_hang_and_reboots(vm_factory):
-    """A command past its timeout fails the scenario and dirties the guest; the next command reboots it."""
+    """A command past its timeout fails the scenario and dirties the guest; the dirty guest refuses the
+    next command (it never reboots behind a scenario's back) until it is rebooted, explicitly."""
     g = vm_factory.make("hang-control")
     g.boot()
     with pytest.raises(CommandTimeout):
         g.run("sleep 60", timeout=2)
     assert g.dirty
+    with pytest.raises(errors.HarnessError, match="dirty .*timed out after 2s"):
+        g.run("echo back")
+    assert g.generation == 1
+    g.reboot()
     assert g.run("echo back").output.strip() == "back"
     assert g.generation == 2
     g.shutdown()
@@ -92,7 +97,7 @@ def test_harness_reports_a_dead_vmm_as_harness_error(vm_factory):
     """QEMU dying without a kernel crash is the harness breaking, not the product failing."""
     g = vm_factory.make("vmm-control")
     g.boot()
-    g._console.child.kill(9)
+    g._console.process.kill()  # SIGKILL
     with pytest.raises(errors.HarnessError):
         g.run("true", timeout=10)
     g.shutdown()

@@ -26,10 +26,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
 @pytest.fixture(scope="module")
 def stock(vm, _tunnel_topology):
-    _tunnel_topology.hang_up()  # use_mppe swaps the modules, which a call holds
-    info = use_mppe(vm, "stock")
+    t = _tunnel_topology
+    t.hang_up()  # swapping the modules needs no call up: a call holds them
+    info = t.use_modules(t.server_role, "stock")  # the guest's roles (server and client: one kernel)
     yield vm, info
-    use_mppe(vm, "ours")
+    t.set_modules(t.server_role, "ours")
+    if not vm.dirty:  # a dirty guest is rebooted before the next scenario, and set up with ours
+        use_mppe(vm, "ours")
 
 
 def frames_tool(vm, verb: str, ppp_option: str, items: list[bytes], tag: str) -> list[bytes | None]:

@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from buildtool.vm.topology import PING, RESET_EXCHANGE, SingleGuest, mppe_slab, wait_until
+from buildtool.vm.topology import PING, RESET_EXCHANGE, SingleGuest, mppe_slab
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
@@ -94,7 +94,8 @@ def check_no_leak(t: SingleGuest, vm, what: str) -> dict[str, int]:
     active count stays approximate under SLUB and is only a figure) and no reference to the module."""
     if t.connected():
         t.disconnect()
-    vm.run(wait_until('[ "$(cat /sys/module/ppp_mppe/parameters/live_states)" = 0 ]', LEAK_WAIT), check=False)
+    live = vm.os.module_parameter("ppp_mppe", "live_states")
+    vm.run(vm.os.wait_until(f'[ "$({live})" = 0 ]', LEAK_WAIT), check=False)
     slab = mppe_slab(vm)
     assert slab["refcnt"] == 0, f"after {what} and disconnect: ppp_mppe still referenced: {slab}"
     assert slab["live_states"] == 0, (f"after {what} and disconnect: {slab['live_states']} MPPE states were "

@@ -48,25 +48,27 @@ def link(tunnel: SingleGuest) -> SingleGuest:
 @pytest.mark.smoke
 def test_smoke_modules_load(tunnel: SingleGuest, vm):
     """Ours are loaded (out-of-tree taint 'O' on exactly ppp_generic and ppp_mppe), nothing else taints."""
+    gos = vm.os
     for name in ("ppp_generic", "ppp_mppe"):
-        taint = vm.run(f"cat /sys/module/{name}/taint").output.strip()
+        taint = vm.run(gos.module_taint(name)).output.strip()
         assert "O" in taint, f"{name} is not our out-of-tree build (taint {taint!r})"
-        path = vm.run(f"/sbin/modinfo -n {name}").output.strip()
+        path = vm.run(gos.module_file(name)).output.strip()
         assert path.endswith(f"/extra/{name}.ko"), f"modprobe resolves {name} to {path}, not extra/"
     for name in ("slhc", "ppp_async", "veth", "sch_netem", "libarc4"):
-        assert vm.run(f"cat /sys/module/{name}/taint").output.strip() == "", f"{name} is tainted"
-    srcversion = vm.run("cat /sys/module/ppp_mppe/srcversion").output.strip()
+        assert vm.run(gos.module_taint(name)).output.strip() == "", f"{name} is tainted"
+    srcversion = vm.run(gos.loaded_module_field("ppp_mppe", "srcversion")).output.strip()
     ko = f"/lib/modules/{vm.release}/extra/ppp_mppe.ko"
-    shipped = vm.run(f"/sbin/modinfo -F srcversion {ko}").output.strip()
+    shipped = vm.run(gos.module_file_field("srcversion", ko)).output.strip()
     assert srcversion == shipped, "the loaded ppp_mppe is not the one shipped under extra/"
     # srcversion alone cannot tell our module from Debian's: the running kernel has our glue's marker
     # function under [ppp_mppe], and the file it came from carries our modinfo field
     proof = mppe_identity(vm)
     assert proof["impl"] == "ours", f"the loaded ppp_mppe is not kmod/mppe: {proof}"
-    impl = vm.run(f"/sbin/modinfo -F implementation {ko}").output.strip()
+    impl = vm.run(gos.module_file_field("implementation", ko)).output.strip()
     assert impl.startswith("buildtool kmod/mppe"), f"{ko} has modinfo implementation={impl!r}"
     stock = f"/lib/modules/{vm.release}/kernel/drivers/net/ppp/ppp_mppe.ko"
-    assert vm.run(f"/sbin/modinfo -F implementation {stock}").output.strip() == "", "control: stock has none"
+    stock_impl = vm.run(gos.module_file_field("implementation", stock)).output.strip()
+    assert stock_impl == "", "control: stock has none"
     vm.check_health()  # taint: only O and E; no oops, no warning
 
 
@@ -242,7 +244,7 @@ def test_connect_cycles(tunnel: SingleGuest, figures):
         tunnel.disconnect()
     figures.record("connect_cycle_seconds", round((time.monotonic() - t0) / 20, 2))
     for side in (tunnel.client, tunnel.server):
-        left = side("/bin/ip -o link show type ppp").output.strip()
+        left = side(tunnel.server_os.ppp_units()).output.strip()
         assert left == "", f"ppp units left after 20 cycles:\n{left}"
     procs = tunnel.server("ps -o pid,args | grep -E 'pppd|pptpctrl|pptp ' | grep -v grep || true").output
     assert procs.strip() == "", f"processes left after 20 cycles:\n{procs}"

@@ -26,7 +26,7 @@ from buildtool.vm.nat import (
     gre_calls,
     masquerade_layout,
 )
-from buildtool.vm.topology import IP, IPERF3, PING, PPTPD, wait_until
+from buildtool.vm.topology import IPERF3, PING, PPTPD
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
@@ -87,8 +87,8 @@ def iperf3(ends: list[ClientEnd], seconds: int = 3) -> list[float]:
     for i, _ in enumerate(ends):
         nat.server(f"{IPERF3} -s -1 -D -B {server_addr} -p {5201 + i}")
     nat.server("sleep 0.3")
-    runs = " ".join(f"{IP} netns exec {e.netns} {IPERF3} -c {server_addr} -p {5201 + i} -t {seconds} -f m "
-                    f"> /tmp/iperf-{e.netns}.txt 2>&1 &" for i, e in enumerate(ends))
+    runs = " ".join(f"{nat.guest.os.namespace_prefix(e.netns)} {IPERF3} -c {server_addr} -p {5201 + i} "
+                    f"-t {seconds} -f m > /tmp/iperf-{e.netns}.txt 2>&1 &" for i, e in enumerate(ends))
     nat.guest.run(f"{runs} wait", timeout=60 + 10 * seconds)
     rates = []
     for e in ends:
@@ -103,7 +103,7 @@ def survival(nat: NatTopology, ends: list[ClientEnd]) -> None:
     """After the scenario: clients disconnect cleanly, the server's side of each call ends, pptpd lives."""
     nat.stop_all(ends)
     assert nat.server_alive(), f"pptpd died ({PPTPD})"
-    left = nat.server(f"{IP} -o link show type ppp").output.strip()
+    left = nat.server(nat.server_os.ppp_units()).output.strip()
     assert left == "", f"the server kept ppp units after every client hung up:\n{left}"
 
 
@@ -165,8 +165,8 @@ def test_nat_clients_at_once(masq: NatTopology, count: int, figures):
 
     # all tunnels at the same time: 20 pings from every client, started together
     server = ends[0].config.ppp_local
-    runs = " ".join(f"{IP} netns exec {e.netns} {PING} -c 20 -i 0.1 -W 5 {server} > /tmp/ping-{e.netns}.txt "
-                    f"2>&1 &" for e in ends)
+    runs = " ".join(f"{masq.guest.os.namespace_prefix(e.netns)} {PING} -c 20 -i 0.1 -W 5 {server} "
+                    f"> /tmp/ping-{e.netns}.txt 2>&1 &" for e in ends)
     masq.guest.run(f"{runs} wait", timeout=90)
     for e in ends:
         out = masq.guest.run(f"cat /tmp/ping-{e.netns}.txt").output
@@ -210,7 +210,7 @@ def test_helper_assignment_is_required(masq: NatTopology, helper: bool):
     the client never receives one frame. Running both from one test, on the same layout and client,
     shows the control cannot pass for an unrelated reason.
     """
-    masq.load_rules(replace(masq.layout.rules, helper=helper))
+    masq.load_rules(replace(masq.router_role.rules, helper=helper))
     end = masq.ends(1)[0]
     # LCP gives up after 4 x 3 s instead of 10 x 3 s: the failure is expected, no need to wait it out
     try:
@@ -254,8 +254,9 @@ def test_conntrack_flush_mid_tunnel(masq: NatTopology, figures):
     assert ping_stats(end.client(f"{PING} -c 3 -i 0.2 -W 5 {server}", check=False).output) == (3, 3)
     assert end.client(f"grep -c '^Connect:' {log}").output.strip() == "1"
     masq.flush_conntrack()
-    end.client(wait_until(f"[ $(grep -c '^Connect:' {log}) -gt 1 ] && {PING} -c 1 -W 2 {server} >/dev/null",
-                          RECONNECT_BOUND), timeout=RECONNECT_BOUND + 10)
+    end.client(end.client_os.wait_until(
+        f"[ $(grep -c '^Connect:' {log}) -gt 1 ] && {PING} -c 1 -W 2 {server} >/dev/null", RECONNECT_BOUND),
+        timeout=RECONNECT_BOUND + 10)
     text = end.client(f"cat {log}").output
     first = text[:text.index("\nConnect:", text.index("Connect:") + 1)]
     assert "Connection terminated" in first, f"the first link did not end:\n{first}"
@@ -276,7 +277,7 @@ def test_idle_call_loses_its_gre_mapping(masq: NatTopology, keepalive: bool, fig
     """The router forgets a GRE mapping that carried nothing for nf_conntrack_gre_timeout_stream (180 s,
     shortened here to GRE_IDLE seconds): an idle call is dead from then on, a call with LCP echoes keeps
     its mapping. Both from one test, so the dead case cannot be an artefact of the set-up."""
-    masq.router(f"echo {GRE_IDLE} > /proc/sys/net/netfilter/nf_conntrack_gre_timeout_stream")
+    masq.router(masq.guest.os.set_sysctl("net.netfilter.nf_conntrack_gre_timeout_stream", GRE_IDLE))
     end = masq.ends(1)[0]
     end.connect(keepalive=keepalive, options="lcp-echo-interval 2 lcp-echo-failure 30" if keepalive else "")
     server = end.config.ppp_local

@@ -37,7 +37,7 @@ def boot_guest(layout: Layout, profile: str, results: Path) -> Guest:
     build = prepare_guest_build(layout, profile, jobs=os.cpu_count() or 2, offline=False)
     image = build_image(build.image_inputs(), layout)
     guest = Guest(name="bench", os=LinuxGuest(), vmm=QemuTcg(), kernel=image.kernel, initrd=image.initrd,
-                  log_dir=results / "console", release=image.release)
+                  log_dir=results / "console", release=image.release, our_modules=image.our_modules)
     guest.boot()
     return guest
 

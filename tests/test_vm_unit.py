@@ -398,3 +398,25 @@ def test_every_control_names_scenarios_that_exist():
                                                            .glob("test_*.py")), re.M))
     for patch, expected in controls:
         assert expected and set(control_keyword(expected).split(" or ")) <= defined, patch
+
+
+def test_guest_os_classes_implement_the_interface():
+    from buildtool.vm.guest import GuestOS, LinuxGuest
+    from buildtool.vm.netbsd import NetBSDGuest
+
+    for cls in (LinuxGuest, NetBSDGuest):
+        assert issubclass(cls, GuestOS) and not cls.__abstractmethods__, cls
+    with pytest.raises(TypeError, match="abstract"):
+        type("Half", (GuestOS,), {"kernel_cmdline": lambda self: ""})()
+
+
+def test_the_image_takes_our_module_names_from_the_recipe(tmp_path):
+    from buildtool.kernels.base import KernelTarget
+    from buildtool.recipe import load_all
+    from buildtool.vm.suite import GuestBuild
+
+    target = KernelTarget(profile="linux-6.1", release="6.1.0-test", abi="6.1.0", package_version="",
+                          vmlinuz=tmp_path / "vmlinuz", modules_root=tmp_path, build_dir=tmp_path,
+                          source_dir=tmp_path, vermagic="")
+    build = GuestBuild(list(load_all(REPO).values()), [], target)
+    assert build.image_inputs().module_names == ("ppp_generic", "ppp_mppe")

@@ -14,6 +14,7 @@ import base64
 import re
 import shlex
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class ByteMatch:
     mask: int = 0xff
 
 
-class GuestOS:
+class GuestOS(ABC):
     """What a harness needs to know about a guest operating system. Subclass per OS.
 
     Besides booting, crashing and halting, a guest OS supplies the shell idioms the topologies use (network
@@ -59,11 +60,13 @@ class GuestOS:
         return BootRequest(kernel=kernel, initrd=initrd, cmdline=self.kernel_cmdline(), memory_mb=memory_mb,
                            nics=nics)
 
+    @abstractmethod
     def kernel_cmdline(self) -> str:
-        raise NotImplementedError
+        """The guest kernel's command line (console device, init, quiet, ...)."""
 
+    @abstractmethod
     def load_module(self, name: str) -> str:
-        raise NotImplementedError
+        """The command that loads kernel module `name` (modprobe; NetBSD's agent: modload)."""
 
     def health_command(self) -> str:
         """A command whose non-zero exit means the kernel is no longer healthy (output says why)."""
@@ -462,6 +465,7 @@ class Guest:
     watchdog_seconds: float = 1800.0
     boot_timeout: float = 120.0
     generation: int = 0  # how many times it booted; topologies compare it to notice a reboot
+    our_modules: tuple[str, ...] = ()  # our kernel modules in its image (Image.our_modules: the recipe's)
     dirty: bool = False
     dirty_reason: str = ""
     boot_seconds: list[float] = field(default_factory=list)

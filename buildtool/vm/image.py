@@ -103,6 +103,9 @@ class ImageInputs:
     modules_root: Path  # holds lib/modules/<release>/kernel/...
     packages: tuple[Path, ...]  # pkgsrc binary packages to extract under /usr/pkg
     our_modules: Path | None = None  # directory of .ko to install under extra/ (None: from the packages)
+    # the names of our modules there: the ppp-mppe recipe's [kmod] modules for Linux (a stack image must hold
+    # every one; GuestBuild.image_inputs fills it from the recipe)
+    module_names: tuple[str, ...] = ()
     variant: str = "ours"  # a name for the module set (negative controls have their own)
     stack: bool = True  # False: a harness-only image (no packages, stock modules only)
     config: TunnelConfig = field(default_factory=TunnelConfig)
@@ -116,6 +119,7 @@ class Image:
     release: str
     key: str
     manifest: dict
+    our_modules: tuple[str, ...] = ()  # ImageInputs.module_names: our modules under extra/
 
     @property
     def path(self) -> Path:
@@ -178,6 +182,7 @@ def image_key(inputs: ImageInputs, debs: list[Path]) -> str:
         "contents": repr(inputs.contents),
         "busybox": file_digest(BUSYBOX, "sha256") if BUSYBOX.exists() else "",
         "config": repr(inputs.config),
+        "module_names": list(inputs.module_names),
         "gcc": hosttools.toolchain_id("gcc"),
     }
     return text_digest(json.dumps(parts, sort_keys=True))[:24]
@@ -212,7 +217,8 @@ def build_image(inputs: ImageInputs, layout: Layout, offline: bool = False) -> I
                 os.replace(work / "out", dest)
     manifest = json.loads((dest / "manifest.json").read_text())
     kernel = dest / "vmlinux" if manifest.get("kernel") == "vmlinux" else inputs.vmlinuz
-    return Image(kernel=kernel, initrd=initrd, release=inputs.release, key=key, manifest=manifest)
+    return Image(kernel=kernel, initrd=initrd, release=inputs.release, key=key, manifest=manifest,
+                 our_modules=inputs.module_names)
 
 
 def remove_stale_scratch(vm_dir: Path) -> list[Path]:
@@ -356,8 +362,14 @@ class _Builder:
         ours_dir = self.inputs.our_modules or packaged
         ours = sorted(ours_dir.glob("*.ko"))
         names = {p.stem for p in ours}
-        if self.inputs.stack and not {"ppp_generic", "ppp_mppe"} <= names:
-            raise HarnessError(f"our modules ppp_generic.ko and ppp_mppe.ko are not in {ours_dir} "
+        wanted_ours = set(self.inputs.module_names)
+        if self.inputs.stack and not wanted_ours:
+            raise HarnessError("ImageInputs.module_names is empty: a guest image with our stack needs the "
+                               "names of our modules (the ppp-mppe recipe's [kmod] modules; "
+                               "vm.suite.GuestBuild fills them in)")
+        if self.inputs.stack and not wanted_ours <= names:
+            raise HarnessError(f"our modules {', '.join(f'{m}.ko' for m in sorted(wanted_ours))} are not in "
+                               f"{ours_dir} "
                                f"(found: {', '.join(sorted(names)) or 'nothing'}); "
                                f"build the ppp-mppe package "
                                f"with the kernel profile of release {rel}")
@@ -369,7 +381,7 @@ class _Builder:
         _check(["depmod", "-b", str(self.root), "-C", str(self.root / "etc" / "depmod.d"), rel],
                "depmod for the guest's modules")
         dep = (dst_base / "modules.dep").read_text()
-        for name in sorted(names & {"ppp_generic", "ppp_mppe"}):
+        for name in sorted(names & wanted_ours):
             if not re.search(rf"^extra/{name}\.ko:", dep, re.M):
                 raise HarnessError(f"depmod did not rank extra/{name}.ko first; "
                                    f"see {dst_base / 'modules.dep'}")

@@ -99,8 +99,17 @@ class GuestBuild:
         from .image import ImageInputs
 
         t = self.target
+        more.setdefault("module_names", self.our_module_names())
         return ImageInputs(release=t.release, vmlinuz=t.vmlinuz, modules_root=t.modules_root,
                            packages=tuple(self.packages), **more)
+
+    def our_module_names(self) -> tuple[str, ...]:
+        """The kernel modules the recipes build for this kernel ([kmod] modules of the recipe that has
+        kernel modules: ppp-mppe)."""
+        from .. import kmod
+
+        return tuple(name for r in self.recipes if r.kernel_patches
+                     for name in kmod.modules_of(self.target, r))
 
 
 def prepare_guest_build(layout: Layout, kernel: str, *, jobs: int, offline: bool,

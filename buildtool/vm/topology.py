@@ -78,8 +78,7 @@ class TunnelConfig:
         return f"<mppe {h}H -M {s}S {ll}L -D -C>"
 
 
-# What the modules scenario expects to be loaded: ours (from extra/) and the stock ones the tunnel uses.
-OUR_MODULES = ("ppp_generic", "ppp_mppe")
+# The stock modules the tunnel uses besides ours (ours: Guest.our_modules, the recipe's [kmod] modules).
 STOCK_MODULES = ("slhc", "libarc4", "ppp_async", "veth", "sch_netem")
 
 # A function only our ppp_mppe (kmod/mppe/linux) has: /proc/kallsyms lists it with [ppp_mppe] when ours is
@@ -131,7 +130,7 @@ def use_mppe(guest: Guest, impl: str) -> dict[str, str]:
         return mppe_identity(guest)
     unload = guest.os.unload_loaded(PPP_USERS)
     if impl == "ours":
-        load = guest.os.load_modules(("ppp_generic", "ppp_async", "ppp_mppe"))
+        load = guest.os.load_modules((*guest.our_modules, "ppp_async"))
     elif impl == "stock":
         load = guest.os.insert_missing(guest.release, DEBIAN_PPP)
     else:
@@ -264,7 +263,7 @@ class PptpClient(Role):
 
 def load_modules(guest: Guest) -> None:
     """Load ours (modprobe finds them under extra/, which depmod ranks first) and the stock ones."""
-    for name in (*OUR_MODULES, *STOCK_MODULES):
+    for name in (*guest.our_modules, *STOCK_MODULES):
         guest.run(guest.os.load_module(name))
     # /proc/sys/kernel/modprobe names kmod's modprobe, so `ppp-compress-18` autoloads the same ones
 

@@ -89,7 +89,8 @@ class GuestFactory:
 
     def make(self, name: str, nics: tuple[SocketNic, ...] = ()) -> Guest:
         g = Guest(name=name, os=LinuxGuest(), vmm=QemuTcg(), kernel=self.image.kernel,
-                  initrd=self.image.initrd, log_dir=self.log_dir, release=self.image.release, nics=nics)
+                  initrd=self.image.initrd, log_dir=self.log_dir, release=self.image.release, nics=nics,
+                  our_modules=self.image.our_modules)
         self.guests.append(g)
         return g
 

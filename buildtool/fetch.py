@@ -296,20 +296,8 @@ def _content_range_start(value: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-# what each failure looks like to the user, by the exception class somewhere in requests' chain (requests
-# wraps urllib3's errors, which wrap the socket's); the first class found, innermost last, decides
-_REASONS: tuple[tuple[tuple[type, ...], str], ...] = (
-    ((socket.gaierror, urllib3.exceptions.NameResolutionError), "host name does not resolve"),
-    ((ConnectionRefusedError,), "connection refused"),
-    ((http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionResetError,
-      urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError),
-     "connection dropped mid-transfer"),
-    ((requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError), "connect timed out"),
-    ((requests.Timeout, urllib3.exceptions.ReadTimeoutError), "read timed out"),
-)
-
-
-# what a failure is called, by the class of an exception in its chain (no reading of message text)
+# what a failure is called, by the class of an exception in requests' chain (requests wraps urllib3's errors,
+# which wrap the socket's), not by message text
 _REASONS: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
     ((socket.gaierror, urllib3.exceptions.NameResolutionError), "host name does not resolve"),
     ((ConnectionRefusedError,), "connection refused"),

@@ -267,3 +267,28 @@ def test_malformed_input(link: SingleGuest, figures):
     local, peer = peers(link)
     sent, received = ping_stats(link.client(f"{PING} -c 3 -i 0.2 -W 5 {peer}").output)
     assert received == sent
+
+
+GRE_JUMP = 1 << 24  # one flipped bit in the sequence field's high byte
+
+
+def test_gre_sequence_jump_does_not_black_out_the_call(link: SingleGuest, figures):
+    """One GRE data packet of the call with a sequence number far ahead (a flipped high bit: GRE has no
+    checksum) must not stop the server taking the client's packets. pptpd 1.4.0 queued it, jumped its
+    receive sequence to it when the queue timed out, and took every later packet for an old one: the call
+    carried nothing more (patches/poptop/patch-da). The same is what netem's corruption runs into."""
+    c = link.config
+    local, peer = peers(link)
+    # client traffic, so that a GRE data packet of the call can be watched, and so that pptpd reads a
+    # packet after its 0.3 s queue timeout (that is when it would jump)
+    out = link.client(f"{PING} -c 100 -i 0.02 -W 1 {peer} >/dev/null 2>&1 & "
+                      f"grejump {c.client_iface} {c.server_ip} 10 {GRE_JUMP}; wait", timeout=60,
+                      check=False).output
+    assert "sent=" in out, f"no GRE data packet of the call seen on {c.client_iface}:\n{out}"
+    sent, received = ping_stats(link.client(f"{PING} -c 10 -i 0.1 -W 2 {peer}", timeout=60,
+                                            check=False).output)
+    figures.record("gre_jump_pings_after", f"{received}/{sent}")
+    assert received == sent, (f"after one GRE packet {GRE_JUMP} ahead ({' '.join(out.split())}): "
+                              f"{received}/{sent} pings: the server no longer takes the call's packets\n"
+                              f"{link.ppp_logs(20)}")
+    assert link.server_alive(), f"pptpd died ({PPTPD})"

@@ -411,7 +411,7 @@ class _Builder:
                     raise HarnessError(f"{elf.relative_to(self.root)} needs {line.split()[0]}, which neither "
                                        f"the host nor the guest packages provide: add its Debian package to "
                                        f"the guest contents (GUEST_DEBS in {__file__}, or the "
-                                       f"role's GuestContents)")
+                                       f"role's or userland's GuestContents)")
                 m = re.match(r"(?:(\S+) => )?(/\S+) \(0x", line)
                 if not m:
                     continue

@@ -46,11 +46,10 @@ def userland_tunnel(userland_vm: Guest):
     """The single-guest topology in the userland image's guest; ours again on both ends afterwards."""
     t = SingleGuest(userland_vm)
     yield t
-    if t.is_current():
-        if t.connected():
-            t.disconnect()
-        t.use_userland(t.server_role, OURS)
-    t.use_userland(t.client_role, OURS)
+    if t.is_current() and t.connected():
+        t.disconnect()
+    for role in (t.server_role, t.client_role):
+        t.use_userland(role, OURS)  # a server in a guest that is still up restarts with ours
 
 
 def running(t: SingleGuest) -> dict[str, list[str]]:

@@ -433,11 +433,23 @@ class Topology:
             raise HarnessError(f"{role} is not a role of this topology (a role replaced since?)")
         if role.userland == userland:
             return
+        if self.is_current():
+            self.require_programs(role, userland)
         self.network = self.network.with_role(role, replace(role, userland=userland))
         if isinstance(role, PptpServer) and self.is_current():
             at = self.place(self.server_role)
             self.server_role.stop(at)
             self.server_role.start(at, self.config)
+
+    def require_programs(self, role: Role, userland: Userland) -> None:
+        """A HarnessError unless the guest where `role` runs holds `userland`'s programs."""
+        at = self.place(role)
+        wanted = (userland.pppd, userland.pptpd, userland.pptp)
+        missing = at.run("; ".join(f"[ -x {p} ] || echo {p}" for p in wanted), check=False).output.split()
+        if missing:
+            raise HarnessError(f"guest {at.guest.name} has no {', '.join(missing)}: its image was built "
+                               f"without the {userland.name} userland (add its Userland.contents to the "
+                               f"image's GuestContents, as tests/vm/conftest.py's userland_image does)")
 
     def programs(self, role: Role, name: str) -> list[str]:
         """The executable of each running process called `name` where `role` runs (its network stack)."""

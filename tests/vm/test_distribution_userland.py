@@ -12,7 +12,8 @@ pptpd + pppd. Each row proves which programs ran from the running processes (the
 in both pppd logs and in both kernels' ppp units, pings both ways, 50000-byte pings both ways, and the
 survival checks of the tunnel suite (still up after the traffic, a clean disconnect that leaves no pppd,
 pptp, pptpctrl or ppp unit, pptpd still serving; the guest's health after each scenario). The connect
-time is a figure, never asserted.
+time is a figure, never asserted. A last scenario checks that the suite's own image holds none of Debian's
+programs and that a role asked to run them there is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from buildtool.errors import HarnessError
 from buildtool.vm.guest import Guest
 from buildtool.vm.topology import DEBIAN, OURS, PING, SingleGuest, Userland, mppe_identity
 
@@ -120,3 +122,12 @@ def test_distribution_userland(userland_tunnel: SingleGuest, userland_vm: Guest,
     figures.record(f"distribution_userland[{request.node.callspec.id}]", {
         "client": client_userland.name, "server": server_userland.name, "connect_seconds": round(seconds, 2),
         "pings": pings})
+
+
+def test_the_suite_image_has_no_distribution_userland(tunnel: SingleGuest):
+    """The suite's own image stays without Debian's programs, and a role asked to run them there is
+    refused with a HarnessError naming what is missing, before the declaration changes."""
+    for role in (tunnel.server_role, tunnel.client_role):
+        with pytest.raises(HarnessError, match=r"has no /usr/sbin/pppd, /usr/sbin/pptpd, /usr/sbin/pptp: "):
+            tunnel.use_userland(role, DEBIAN)
+    assert [r.userland for r in tunnel.network.nodes[0].roles] == [OURS, OURS]

@@ -18,29 +18,19 @@ programs and that a role asked to run them there is refused.
 
 from __future__ import annotations
 
-import re
 from pathlib import PurePosixPath
 
 import pytest
+from tunnel_checks import kv, mppe_and_pings
 
 from buildtool.errors import HarnessError
 from buildtool.vm.guest import Guest
-from buildtool.vm.topology import DEBIAN, OURS, PING, SingleGuest, Userland, mppe_identity
+from buildtool.vm.topology import DEBIAN, OURS, SingleGuest, Userland, mppe_identity
 
 pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
 # (client's userland, server's userland); the id names the end that runs Debian's
 ROWS = [pytest.param(DEBIAN, OURS, id="debian_client"), pytest.param(OURS, DEBIAN, id="debian_server")]
-
-
-def ping_stats(output: str) -> tuple[int, int]:
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
-    assert m, f"no ping summary in:\n{output}"
-    return int(m[1]), int(m[2])
-
-
-def kv(output: str) -> dict[str, int]:
-    return {k: int(v, 0) for k, v in re.findall(r"^(\w+)=(\S+)$", output, re.M)}
 
 
 @pytest.fixture(scope="module")
@@ -87,21 +77,7 @@ def test_distribution_userland(userland_tunnel: SingleGuest, userland_vm: Guest,
     assert proof["impl"] == "ours", f"the guest does not run our ppp_mppe: {proof}"
 
     c = t.config
-    for side, log in ((t.client, c.client_log), (t.server, c.server_log)):
-        text = side(f"cat {log}").output
-        assert c.mppe_line in text, f"{log} does not say '{c.mppe_line}':\n{text}"
-        assert "ConfAck id=" in text and c.mppe_ack in text, f"{log}: no CCP ConfAck {c.mppe_ack}:\n{text}"
-    local, peer = t.client_ppp_addresses()
-    pings = {}
-    for name, side, dest in (("c->s", t.client, peer), ("s->c", t.server, local)):
-        sent, received = ping_stats(side(f"{PING} -c 3 -i 0.2 -W 5 {dest}", check=False).output)
-        pings[name] = f"{received}/{sent}"
-        assert received == sent == 3, f"{name}: {received}/{sent} pings\n{t.ppp_logs()}"
-    for name, side, dest in (("c->s 50000", t.client, peer), ("s->c 50000", t.server, local)):
-        out = side(f"{PING} -s 50000 -c 2 -i 1 -W 10 {dest}", timeout=90, check=False).output
-        sent, received = ping_stats(out)
-        pings[name] = f"{received}/{sent}"
-        assert received == sent == 2, f"{name}: {received}/{sent} 50000-byte pings:\n{out}\n{t.ppp_logs(12)}"
+    pings = mppe_and_pings(t)
     # the kernel's side: MPPE ran as compressor and decompressor on both units and counted the packets
     for name, side, iface in (("client", t.client, f"ppp{c.client_unit}"),
                               ("server", t.server, t.server_ppp_iface())):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -17,18 +18,22 @@ from buildtool.errors import HarnessError, UsageError
 from buildtool.layout import Layout
 from buildtool.vm.console import CHUNK, CommandTimeout, Console, GuestCrash, ShellChannel, VmProcess
 from buildtool.vm.guest import ByteMatch, Guest, LinuxGuest
+from buildtool.vm.image import BASE_CONTENTS, _Builder
 from buildtool.vm.nat import NatTopology, Router, forward_layout, masquerade_layout
 from buildtool.vm.netbsd import NetBSDGuest
 from buildtool.vm.network import Lan, Network, Nic, Node, plan_node
 from buildtool.vm.qemu import BootRequest, QemuTcg, SocketNic
 from buildtool.vm.suite import control_keyword, control_patches, expected_failures
 from buildtool.vm.topology import (
+    DEBIAN,
+    OURS,
     PptpClient,
     PptpServer,
     SingleGuest,
     TunnelConfig,
     TwoGuests,
     Userland,
+    render_pptpd_conf,
     single_guest_network,
     two_guests_network,
 )
@@ -341,6 +346,68 @@ def test_roles_are_parameters_of_the_declaration(tmp_path):
     end = nat.ends(1)[0]
     assert (end.netns, end.address, end.dial_address()) == ("nat-c1", "172.16.1.2", "10.0.0.1")
     assert end.config.client_log == "/var/log/ppp-c1.log" and nat.direct().netns == "nat-direct"
+
+
+def test_the_distribution_userland_is_a_role_parameter(tmp_path):
+    """Which userland a role runs changes the declaration (what a set-up after a reboot starts); pptpd.conf
+    names the server's userland's pppd, from the one template, with pptpd's wtmp plugin off."""
+    single = SingleGuest(_guest("g", tmp_path))
+    single.use_userland(single.server_role, DEBIAN)  # the guest is not booted: nothing to restart yet
+    single.use_userland(single.client_role, DEBIAN)
+    assert [r.userland.name for r in single.network.nodes[0].roles] == ["debian", "debian"]
+    assert single.pty_command() == "/usr/sbin/pptp 10.0.0.1 --nolaunchpppd"
+    stale = PptpServer(netns="server")
+    with pytest.raises(HarnessError, match="is not a role of this topology"):
+        single.use_userland(stale, OURS)
+    for userland, pppd in ((OURS, "/usr/pkg/sbin/pppd"), (DEBIAN, "/usr/sbin/pppd")):
+        lines = [ln for ln in render_pptpd_conf(TunnelConfig(), userland).splitlines()
+                 if ln and not ln.startswith("#")]
+        assert lines[0] == f"ppp {pppd}" and not any(ln.startswith("logwtmp") for ln in lines), lines
+        assert "option /etc/ppp/options.pptpd" in lines
+
+
+def test_the_distribution_userland_declares_what_the_image_needs():
+    """Every program DEBIAN runs (and the pptpctrl its pptpd runs) comes from a declared Debian package at
+    that path; our userland needs nothing beyond the stack image; adding the contents twice adds nothing."""
+    programs = {f"/{p}": d.package for d in DEBIAN.contents.debs for p in d.programs}
+    assert {DEBIAN.pppd, DEBIAN.pptpd, DEBIAN.pptp, "/usr/sbin/pptpctrl"} == set(programs), programs
+    assert (programs[DEBIAN.pppd], programs[DEBIAN.pptpd], programs[DEBIAN.pptp]) == ("ppp", "pptpd",
+                                                                                         "pptp-linux")
+    assert OURS.contents.debs == () and OURS.contents.modules == ()
+    both = BASE_CONTENTS + DEBIAN.contents
+    assert both + DEBIAN.contents == both
+    assert len({d.package for d in both.debs}) == len(both.debs)
+
+
+def test_chap_secrets_go_where_each_pppd_reads_them(tmp_path):
+    root = tmp_path / "root"
+    builder = _Builder(None, root, [])
+    assert builder.chap_secrets_paths() == ["/etc/ppp/chap-secrets"]  # no pppd (a harness-only image)
+    for rel, compiled in (("usr/pkg/sbin/pppd", b"/usr/pkg/etc/ppp/chap-secrets"),
+                          ("usr/sbin/pppd", b"/etc/ppp/chap-secrets")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"\x7fELF..." + compiled + b"\x00more")
+    assert builder.chap_secrets_paths() == ["/usr/pkg/etc/ppp/chap-secrets", "/etc/ppp/chap-secrets"]
+
+
+def test_linux_lists_the_executables_of_processes_in_its_network_stack(tmp_path):
+    """What the userland scenarios read to prove which pppd ran: the executable of each process of that
+    name, from /proc, in the network namespace the command runs in."""
+    probe = tmp_path / "btexe-probe"
+    shutil.copy2("/bin/sleep", probe)
+    proc = subprocess.Popen([str(probe), "30"])
+    try:
+        out = _sh(LINUX.executables("btexe-probe"), tmp_path)
+        assert (out.returncode, out.stdout.split()) == (0, [str(probe)]), out.stderr
+        assert _sh(LINUX.executables("btexe-no-such"), tmp_path).stdout == ""
+        elsewhere = subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=30)
+        if elsewhere.returncode == 0:  # can make a network namespace here: the probe is not in that one
+            out = subprocess.run(["unshare", "-n", "/bin/sh", "-c", LINUX.executables("btexe-probe")],
+                                 capture_output=True, text=True, timeout=30)
+            assert (out.returncode, out.stdout) == (0, ""), out.stderr
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def test_a_declaration_that_cannot_be_built_is_refused():

@@ -162,6 +162,12 @@ class GuestOS(ABC):
         """A condition: no ppp interface has the peer address `local`."""
         return self._none("ppp interfaces")
 
+    # --- processes -----------------------------------------------------------------------------------
+    def executables(self, name: str) -> str:
+        """Print the executable file of each process called `name` that runs in the network stack this
+        command runs in (one path per line), read from the running kernel, not from a command line."""
+        return self._none("process executables")
+
     # --- traffic control -----------------------------------------------------------------------------
     def clear_qdisc(self, iface: str) -> str:
         """Remove whatever shapes `iface`'s egress (no error if nothing does)."""
@@ -368,6 +374,11 @@ class LinuxGuest(GuestOS):
 
     def no_ppp_peer(self, local: str) -> str:
         return f"! {IP} -4 -o addr show type ppp | grep -q 'peer {local}/'"
+
+    def executables(self, name: str) -> str:
+        return ('me=$(readlink /proc/self/ns/net); '
+                f'for p in $(pidof {name}); do [ "$(readlink /proc/$p/ns/net)" = "$me" ] && '
+                'readlink /proc/$p/exe; done; true')
 
     def clear_qdisc(self, iface: str) -> str:
         return f"{TC} qdisc del dev {iface} root 2>/dev/null; true"

@@ -9,7 +9,8 @@ busybox and this builder's version), so an unchanged build boots the cached imag
 Where the guest's programs come from:
 - busybox-static from the host (scripts/setup installs it): the shell and the small tools.
 - pppd, pptpd (+ pptpctrl, bcrelay, plugins), pptp: our packages (packages/All/*.tgz) extracted under
-  /usr/pkg, as pkg_add would.
+  /usr/pkg, as pkg_add would; the distribution's (Debian's /usr/sbin/pppd, pptpd, pptpctrl, pptp) only
+  when the contents declare them (topology.DEBIAN.contents), for the scenarios that run that userland.
 - ip, tc, ping, iperf3 and kmod (modprobe with depmod.d), and whatever a role declares in its GuestContents
   (the NAT router: nft, conntrack): Debian packages downloaded with apt into the cache
   and unpacked there, never installed on the host: they are only needed inside the guest, their versions
@@ -42,8 +43,9 @@ from ..extract import extract_members
 from ..fsutil import file_digest, file_lock, text_digest
 from ..layout import PREFIX, Layout
 from ..templating import render, template_env
+from .contents import GuestContents, GuestDeb
 from .guest import LinuxGuest
-from .topology import TunnelConfig
+from .topology import OURS, TunnelConfig, render_pptpd_conf
 
 BUILDER_VERSION = "1"
 TOOLS_DIR = Path(__file__).resolve().parent / "tools"
@@ -51,15 +53,6 @@ PLUGINS_DIR = TOOLS_DIR / "plugins"  # pppd plugins, built against our package's
 PLUGIN_DEST = "/usr/local/lib/pppd"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "vm"
 BUSYBOX = Path("/bin/busybox")
-
-
-@dataclass(frozen=True)
-class GuestDeb:
-    """A Debian binary package whose programs go into the guest (at the same path as in the package)."""
-
-    package: str
-    programs: tuple[str, ...] = ()
-    links: tuple[tuple[str, str], ...] = ()  # (link in the guest, target)
 
 
 GUEST_DEBS = (
@@ -75,22 +68,6 @@ GUEST_DEBS = (
 # Debian modules the scenarios load (their dependencies are added from modinfo); ours replace two of them.
 GUEST_MODULES = ("ppp_generic", "ppp_mppe", "ppp_async", "slhc", "libarc4", "veth", "sch_netem", "virtio_pci",
                  "virtio_net", "sch_prio", "cls_u32", "act_pedit")  # the last three: topology.corrupt_mppe
-
-
-@dataclass(frozen=True)
-class GuestContents:
-    """What a guest holds besides busybox, our packages and the guest tools: Debian packages (programs at
-    their packaged paths) and the distribution's kernel modules. A role that needs more (a NAT router:
-    nft, conntrack, the netfilter modules) declares its own, and the image is built from the sum, so the
-    additions are inputs of the image key like the rest."""
-
-    debs: tuple[GuestDeb, ...] = ()
-    modules: tuple[str, ...] = ()
-
-    def __add__(self, other: GuestContents) -> GuestContents:
-        names = {d.package for d in self.debs}
-        return GuestContents(self.debs + tuple(d for d in other.debs if d.package not in names),
-                             self.modules + tuple(m for m in other.modules if m not in self.modules))
 
 
 BASE_CONTENTS = GuestContents(GUEST_DEBS, GUEST_MODULES)
@@ -392,25 +369,32 @@ class _Builder:
         env = template_env("vm")
         c = self.inputs.config
         guest = LinuxGuest()
-        pppd = self.root / PREFIX.lstrip("/") / "sbin" / "pppd"
-        chap = (pppd.exists() and _compiled_path(pppd, b"chap-secrets")) or "/etc/ppp/chap-secrets"
         files = {
             "/init": (render(env, "init.sh.j2", modprobe="/sbin/modprobe", hostname="guest",
                              ready_marker=guest.ready_marker, console=guest.console_device,
                              halt=guest.halt_command), 0o755),
-            c.pptpd_conf: (render(env, "pptpd.conf.j2", c=c, pppd=f"{PREFIX}/sbin/pppd"), 0o644),
+            # our userland's; a PptpServer role of another userland writes its own (PptpServer.start)
+            c.pptpd_conf: (render_pptpd_conf(c, OURS), 0o644),
             c.server_options: (render(env, "options.pptpd.j2", c=c), 0o644),
             c.client_options: (render(env, "options.client.j2", c=c), 0o644),
-            chap: (render(env, "chap-secrets.j2", c=c), 0o600),
             "/etc/passwd": (render(env, "passwd.j2"), 0o644),
             "/etc/group": (render(env, "group.j2"), 0o644),
         }
+        for chap in self.chap_secrets_paths():
+            files[chap] = (render(env, "chap-secrets.j2", c=c), 0o600)
         for path, (text, mode) in files.items():
             dst = self.root / path.lstrip("/")
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_text(text)
             dst.chmod(mode)
         self.manifest["configs"] = sorted(files)
+
+    def chap_secrets_paths(self) -> list[str]:
+        """Where each pppd in the image reads its CHAP secrets (ours under /usr/pkg, and the distribution's
+        in /usr/sbin when a userland brought one): the path compiled into the binary."""
+        pppds = [self.root / PREFIX.lstrip("/") / "sbin" / "pppd", self.root / "usr" / "sbin" / "pppd"]
+        paths = [_compiled_path(p, b"chap-secrets") or "/etc/ppp/chap-secrets" for p in pppds if p.exists()]
+        return list(dict.fromkeys(paths)) or ["/etc/ppp/chap-secrets"]
 
     # --- shared libraries ------------------------------------------------------------------------------
     def install_libraries(self) -> None:
@@ -427,7 +411,7 @@ class _Builder:
                     raise HarnessError(f"{elf.relative_to(self.root)} needs {line.split()[0]}, which neither "
                                        f"the host nor the guest packages provide: add its Debian package to "
                                        f"the guest contents (GUEST_DEBS in {__file__}, or the "
-                                       f"role's GuestContents)")
+                                       f"role's or userland's GuestContents)")
                 m = re.match(r"(?:(\S+) => )?(/\S+) \(0x", line)
                 if not m:
                     continue

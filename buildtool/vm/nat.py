@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass, replace
 
 from ..templating import render, template_env
+from .contents import GuestContents, GuestDeb
 from .guest import CommandResult, Guest
-from .image import GuestContents, GuestDeb
 from .network import Lan, Network, Nic, Node, Place, Role
 from .topology import PptpClient, PptpServer, Topology, TunnelConfig
 

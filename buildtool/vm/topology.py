@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, replace
 
 from ..errors import HarnessError, TestFailure
+from ..templating import render, template_env
+from .contents import GuestContents, GuestDeb
 from .guest import ByteMatch, CommandResult, Guest, GuestOS
 from .network import Lan, Network, Nic, Node, Place, Role, bring_up
 
@@ -158,15 +160,39 @@ def mppe_slab(guest: Guest) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Userland:
-    """The PPTP programs a role runs: ours (the packages under /usr/pkg) or another build of them."""
+    """The PPTP programs a role runs: ours (the packages under /usr/pkg, in every stack image) or another
+    build of them, with what the guest image needs to hold them (`contents`: the image of a scenario that
+    runs this userland is built with them)."""
 
     name: str
     pppd: str
     pptpd: str
     pptp: str
+    contents: GuestContents = GuestContents()
 
 
 OURS = Userland("ours", pppd=PPPD, pptpd=PPTPD, pptp=PPTP)
+
+# Debian 12's own pppd (package ppp), pptpd + pptpctrl (pptpd: its pptpd runs /usr/sbin/pptpctrl, compiled
+# in) and pptp (pptp-linux), with the packages of the shared libraries they need that the image has no
+# other source for (found with readelf/ldd on the unpacked binaries: libssl, libpam and libaudit,
+# libcap-ng for pppd; libwrap and, through it, libnsl, libtirpc and Kerberos for pptpd). The rest (libc,
+# libcrypto, libpcap, libsystemd and theirs) are already in the image for our packages and Debian's tools.
+# Not taken: pptpd's logwtmp plugin (pptpd.conf.j2 leaves it off), bcrelay, the packages' /etc files.
+DEBIAN = Userland("debian", pppd="/usr/sbin/pppd", pptpd="/usr/sbin/pptpd", pptp="/usr/sbin/pptp",
+                  contents=GuestContents(debs=(
+                      GuestDeb("ppp", ("usr/sbin/pppd",)),
+                      GuestDeb("pptpd", ("usr/sbin/pptpd", "usr/sbin/pptpctrl")),
+                      GuestDeb("pptp-linux", ("usr/sbin/pptp",)),
+                      *(GuestDeb(name) for name in (
+                          "libssl3", "libpam0g", "libaudit1", "libcap-ng0", "libwrap0", "libnsl2",
+                          "libtirpc3", "libgssapi-krb5-2", "libkrb5-3", "libk5crypto3", "libcom-err2",
+                          "libkrb5support0", "libkeyutils1")))))
+
+
+def render_pptpd_conf(c: TunnelConfig, userland: Userland) -> str:
+    """pptpd.conf for a server of `userland`: its `ppp` line names that userland's pppd."""
+    return render(template_env("vm"), "pptpd.conf.j2", c=c, u=userland)
 
 
 @dataclass(frozen=True)
@@ -181,7 +207,14 @@ class PptpServer(Role):
         self.start(at, topology.config)
 
     def start(self, at: Place, c: TunnelConfig) -> None:
+        """Write pptpd.conf for this role's userland (the image's is ours) and start its pptpd."""
+        at.run(at.os.write_file(c.pptpd_conf, render_pptpd_conf(c, self.userland)))
         at.run(f"{self.userland.pptpd} -c {c.pptpd_conf} && sleep 0.3 && pidof pptpd >/dev/null")
+
+    def stop(self, at: Place, timeout: float = 30) -> None:
+        """Stop pptpd (no call may be up) and wait until it has exited."""
+        at.run("kill $(pidof pptpd) 2>/dev/null; " + at.os.wait_until("! pidof pptpd >/dev/null", timeout),
+               timeout=timeout + 10)
 
     def alive(self, at: Place) -> bool:
         return at.run("pidof pptpd >/dev/null", check=False).status == 0
@@ -391,13 +424,43 @@ class Topology:
         """set_modules, and swap the running kernel's modules now (no call may be up); the proof."""
         return use_mppe(self.set_modules(role, impl), impl)
 
+    # --- userlands ----------------------------------------------------------------------------------
+    def use_userland(self, role: PptpServer | PptpClient, userland: Userland) -> None:
+        """From now on `role` runs the programs of `userland` (its parameter: a set-up after a reboot
+        honours it). A server is restarted with them at once; a client uses them from its next connect.
+        No call may be up."""
+        if not any(r is role for r in self.network.roles(type(role))):
+            raise HarnessError(f"{role} is not a role of this topology (a role replaced since?)")
+        if role.userland == userland:
+            return
+        if self.is_current():
+            self.require_programs(role, userland)
+        self.network = self.network.with_role(role, replace(role, userland=userland))
+        if isinstance(role, PptpServer) and self.is_current():
+            at = self.place(self.server_role)
+            self.server_role.stop(at)
+            self.server_role.start(at, self.config)
+
+    def require_programs(self, role: Role, userland: Userland) -> None:
+        """A HarnessError unless the guest where `role` runs holds `userland`'s programs."""
+        at = self.place(role)
+        wanted = (userland.pppd, userland.pptpd, userland.pptp)
+        missing = at.run("; ".join(f"[ -x {p} ] || echo {p}" for p in wanted), check=False).output.split()
+        if missing:
+            raise HarnessError(f"guest {at.guest.name} has no {', '.join(missing)}: its image was built "
+                               f"without the {userland.name} userland (add its Userland.contents to the "
+                               f"image's GuestContents, as tests/vm/conftest.py's userland_image does)")
+
+    def programs(self, role: Role, name: str) -> list[str]:
+        """The executable of each running process called `name` where `role` runs (its network stack)."""
+        at = self.place(role)
+        return at.run(at.os.executables(name)).output.split()
+
     # --- MPPE settings ------------------------------------------------------------------------------
     def configure_mppe(self, bits: int = 128, stateful: bool = False) -> None:
         """Rewrite both ends' pppd options for this key length and mode (read by the next connect).
 
         The files come from the same templates the image builder renders, from the changed config."""
-        from ..templating import render, template_env
-
         if (bits, stateful) == (self.config.mppe_bits, self.config.mppe_stateful):
             return
         self.config = replace(self.config, mppe_bits=bits, mppe_stateful=stateful)

@@ -29,12 +29,14 @@ from pathlib import Path
 import pytest
 from figures import Figures, merge_parts, results_dir, worker
 
+from buildtool.layout import Layout
+from buildtool.vm.contents import GuestContents
 from buildtool.vm.guest import Guest, LinuxGuest
 from buildtool.vm.image import BASE_CONTENTS, Image, build_image
 from buildtool.vm.nat import ROUTER_CONTENTS, NatLab
 from buildtool.vm.qemu import QemuTcg, SocketNic
-from buildtool.vm.suite import layout_from_env, prepare_guest_build
-from buildtool.vm.topology import SingleGuest, TwoGuests, two_guests_network
+from buildtool.vm.suite import GuestBuild, layout_from_env, prepare_guest_build
+from buildtool.vm.topology import DEBIAN, SingleGuest, TwoGuests, two_guests_network
 
 _STARTED = time.monotonic()
 _STARTED_AT = time.time()
@@ -59,24 +61,46 @@ def figures() -> Figures:
     return _FIGURES
 
 
+# what the suite's image holds besides busybox, our packages and the tools (the NAT router's too)
+SUITE_CONTENTS = BASE_CONTENTS + ROUTER_CONTENTS
+
+
 @pytest.fixture(scope="session")
-def vm_image() -> Image:
-    """Bring the build up to date, resolve the kernel, build (or reuse) the guest image."""
+def guest_build() -> tuple[Layout, GuestBuild]:
+    """Bring the build up to date and resolve the kernel (once per session, for every image)."""
     layout, prebuilt = layout_from_env(os.environ)
-    offline = os.environ.get("BUILDTOOL_OFFLINE") == "1"
     t0 = time.monotonic()
-    build = prepare_guest_build(layout, os.environ.get("BUILDTOOL_KERNEL", "linux-6.1"), offline=offline,
+    build = prepare_guest_build(layout, os.environ.get("BUILDTOOL_KERNEL", "linux-6.1"),
+                                offline=os.environ.get("BUILDTOOL_OFFLINE") == "1",
                                 jobs=int(os.environ.get("BUILDTOOL_JOBS") or os.cpu_count() or 2),
                                 prebuilt=prebuilt)
     _FIGURES.record("build_check_seconds", round(time.monotonic() - t0, 2))
+    return layout, build
+
+
+def _image(guest_build: tuple[Layout, GuestBuild], contents: GuestContents, figure: str) -> Image:
+    """Build (or reuse) a guest image of the session's build with `contents`."""
+    layout, build = guest_build
     modules = os.environ.get("BUILDTOOL_VM_MODULES")
     inputs = build.image_inputs(our_modules=Path(modules) if modules else None,
-                                variant=os.environ.get("BUILDTOOL_VM_VARIANT", "ours"),
-                                contents=BASE_CONTENTS + ROUTER_CONTENTS)
+                                variant=os.environ.get("BUILDTOOL_VM_VARIANT", "ours"), contents=contents)
     t0 = time.monotonic()
-    image = build_image(inputs, layout, offline=offline)
-    _FIGURES.record("image_seconds", round(time.monotonic() - t0, 2))
+    image = build_image(inputs, layout, offline=os.environ.get("BUILDTOOL_OFFLINE") == "1")
+    _FIGURES.record(figure, round(time.monotonic() - t0, 2))
     return image
+
+
+@pytest.fixture(scope="session")
+def vm_image(guest_build) -> Image:
+    """The suite's guest image (built, or taken from the cache)."""
+    return _image(guest_build, SUITE_CONTENTS, "image_seconds")
+
+
+@pytest.fixture(scope="session")
+def userland_image(guest_build) -> Image:
+    """The suite's image plus Debian's own pppd, pptpd and pptp (topology.DEBIAN): only the scenarios of
+    the distribution's userland boot it, so the suite's image stays as it is."""
+    return _image(guest_build, SUITE_CONTENTS + DEBIAN.contents, "userland_image_seconds")
 
 
 class GuestFactory:
@@ -118,6 +142,20 @@ def vm(vm_factory: GuestFactory) -> Guest:
 
 
 @pytest.fixture(scope="session")
+def userland_vm(userland_image: Image) -> Guest:
+    """A guest of the userland image (booted here; rebooted like `vm` when a scenario left it dirty)."""
+    factory = GuestFactory(userland_image, _results() / "console" / os.environ.get("BUILDTOOL_VM_VARIANT",
+                                                                                  "ours") / worker())
+    g = factory.make("userland")
+    try:
+        g.boot()
+        _FIGURES.record("userland_boot_to_ready_seconds", round(g.boot_seconds[-1], 2))
+        yield g
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="session")
 def _tunnel_topology(vm: Guest) -> SingleGuest:
     return SingleGuest(vm)
 
@@ -145,7 +183,7 @@ def nat_lab(vm_factory: GuestFactory) -> NatLab:
 
 def _guests_used(request) -> list[Guest]:
     guests = []
-    for name in ("vm", "two_guests", "nat_lab"):
+    for name in ("vm", "userland_vm", "two_guests", "nat_lab"):
         if name in request.fixturenames:
             obj = request.getfixturevalue(name)
             guests += obj.guests() if hasattr(obj, "guests") else [obj]
@@ -172,7 +210,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     funcargs = getattr(item, "funcargs", {})
-    guest = funcargs.get("vm") or (funcargs["nat_lab"].guest if "nat_lab" in funcargs else None)
+    guest = (funcargs.get("vm") or funcargs.get("userland_vm")
+             or (funcargs["nat_lab"].guest if "nat_lab" in funcargs else None))
     if guest is None or report.when == "setup" and report.passed:
         return
     log = guest.console_log

@@ -22,10 +22,10 @@ the module's reference count is 0 and its own slab cache holds no more than one 
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
+from tunnel_checks import ping_stats
 
 from buildtool.vm.topology import PING, RESET_EXCHANGE, SingleGuest, mppe_slab
 
@@ -37,12 +37,6 @@ BURST_PACKETS = 300
 CATCH_UP_PACKETS = 300  # a corrupted low count byte can jump the stateless key chain up to 255 ahead
 CORRUPTION = {"count": (0, 1), "ciphertext": (4, 2)}  # name -> (GRE seq mod 8, byte after the MPPE header)
 LEAK_WAIT = 10  # seconds for the states of a call that just ended to be freed
-
-
-def ping_stats(output: str) -> tuple[int, int]:
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
-    assert m, f"no ping summary in:\n{output}"
-    return int(m[1]), int(m[2])
 
 
 @pytest.fixture(scope="module")

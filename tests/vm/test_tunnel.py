@@ -12,6 +12,7 @@ import re
 import time
 
 import pytest
+from tunnel_checks import kv, ping_stats
 
 from buildtool.vm.topology import IPERF3, PING, PPTPD, SingleGuest, mppe_identity
 
@@ -19,16 +20,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.vm]
 
 MPPE_LINE = "MPPE 128-bit stateless compression enabled"
 PATTERN = "5ec7e75ec7e7b0b0cafe0ddba11f00d5"  # 16 bytes ping -p puts into every echo request
-
-
-def ping_stats(output: str) -> tuple[int, int]:
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
-    assert m, f"no ping summary in:\n{output}"
-    return int(m[1]), int(m[2])
-
-
-def kv(output: str) -> dict[str, int]:
-    return {k: int(v, 0) for k, v in re.findall(r"^(\w+)=(\S+)$", output, re.M)}
 
 
 def peers(t: SingleGuest) -> tuple[str, str]:

@@ -15,6 +15,7 @@ import re
 from dataclasses import replace
 
 import pytest
+from tunnel_checks import ping_stats
 
 from buildtool import errors
 from buildtool.vm.nat import (
@@ -38,12 +39,6 @@ MAX_CLIENTS = 4
 PERSIST = "persist maxfail 0 holdoff 1 lcp-echo-interval 1 lcp-echo-failure 3"
 GRE_IDLE = 8  # seconds the idle scenario gives the router's GRE mappings (default 180)
 RECONNECT_BOUND = 120  # seconds the flush scenario allows for the redial and the first ping through it
-
-
-def ping_stats(output: str) -> tuple[int, int]:
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
-    assert m, f"no ping summary in:\n{output}"
-    return int(m[1]), int(m[2])
 
 
 @pytest.fixture
